@@ -1,0 +1,90 @@
+"""The ``pruning:`` block of a sweep config: a discriminated union on ``scheduler``.
+
+Each scheduler takes only its own options; anything else is an error naming the scheduler
+(``extra="forbid"``). Epoch counts are in the trial's ``epoch`` (the time attribute every
+sweepcast trial reports, see ``trials.api``).
+
+==========  ==========================================================================
+scheduler   options
+==========  ==========================================================================
+fifo        none (every trial runs to ``max_epochs``)
+asha        grace_period, reduction_factor, brackets (Ray ``AsyncHyperBandScheduler``)
+median      grace_period, min_samples_required (Ray ``MedianStoppingRule``)
+hyperband   reduction_factor, stop_last_trials (Ray ``HyperBandScheduler``)
+curve       threshold, grace_epochs, decision_interval, model (sweepcast's forecast pruner)
+==========  ==========================================================================
+
+``CurvePruning`` is owned by the curve-scheduler work (issue 4) and may grow options.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEDULERS = ("fifo", "asha", "median", "hyperband", "curve")
+
+
+class _Pruning(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FifoPruning(_Pruning):
+    """No pruning: every trial runs to ``max_epochs``."""
+
+    scheduler: Literal["fifo"] = "fifo"
+
+
+class AshaPruning(_Pruning):
+    """Asynchronous successive halving (Ray's ``AsyncHyperBandScheduler``)."""
+
+    scheduler: Literal["asha"]
+    grace_period: int = Field(1, ge=1, description="epochs every trial runs before any stop")
+    reduction_factor: float = Field(4.0, gt=1, description="keep 1/reduction_factor per rung")
+    brackets: int = Field(1, ge=1, description="number of brackets")
+
+
+class MedianPruning(_Pruning):
+    """Median stopping rule (Ray's ``MedianStoppingRule``)."""
+
+    scheduler: Literal["median"]
+    grace_period: int = Field(1, ge=0, description="epochs before a trial may be stopped")
+    min_samples_required: int = Field(3, ge=1, description="trials needed to compute a median")
+
+
+class HyperbandPruning(_Pruning):
+    """Synchronous HyperBand (Ray's ``HyperBandScheduler``); ``max_t`` is ``max_epochs``."""
+
+    scheduler: Literal["hyperband"]
+    reduction_factor: float = Field(3.0, gt=1)
+    stop_last_trials: bool = True
+
+
+class CurvePruning(_Pruning):
+    """sweepcast's learning-curve forecast scheduler (``search.adapters``; issue 4).
+
+    A trial is stopped when the forecast probability that it beats the incumbent at
+    ``max_epochs`` falls below ``threshold``, checked every ``decision_interval`` epochs once the
+    trial has run ``grace_epochs`` epochs.
+    """
+
+    scheduler: Literal["curve"]
+    threshold: float = Field(0.05, gt=0, lt=1, description="stop when P(beat incumbent) < this")
+    grace_epochs: int = Field(3, ge=1, description="epochs before the first decision")
+    decision_interval: int = Field(1, ge=1, description="epochs between decisions")
+    model: Literal["pfn", "parametric", "last-value"] = "pfn"
+
+
+PruningConfig = Annotated[
+    Union[FifoPruning, AshaPruning, MedianPruning, HyperbandPruning, CurvePruning],
+    Field(discriminator="scheduler"),
+]
+
+
+def grace_epochs_of(p: BaseModel) -> int | None:
+    """The epochs a scheduler lets every trial run before it may stop one (None: no such option)."""
+    for name in ("grace_period", "grace_epochs"):
+        if name in type(p).model_fields:
+            return int(getattr(p, name))
+    return None
