@@ -325,18 +325,23 @@ def forward_area(lr: np.ndarray) -> np.ndarray:
     return np.cumsum(np.asarray(lr, dtype=np.float64), axis=-1)
 
 
-def annealing_area(lr: np.ndarray, lam: float | np.ndarray) -> np.ndarray:
+def annealing_area(lr: np.ndarray, lam: float | np.ndarray, from_peak: bool = False) -> np.ndarray:
     """S2 of Tissue et al. (2024): ``sum_{i<=s} m_i``, ``m_i = lam m_{i-1} + (lr_{i-1} - lr_i)``.
 
-    ``lr_0`` is taken as ``lr_1`` (no annealing before the first step); rising rates (warm-up)
-    give negative terms. Works on the last axis of ``lr`` (shape (..., m)); ``lam`` in [0, 1) is a
-    scalar or broadcasts against ``lr[..., 0]``.
+    ``lr_0`` is taken as ``lr_1`` (no annealing before the first step). Rising rates give negative
+    terms (a warm restart undoes annealing). With ``from_peak`` the changes before the schedule
+    first reaches its maximum (an initial warm-up or one-cycle ramp) are ignored, as the paper
+    measures annealing from the peak rate. Works on the last axis of ``lr`` (shape (..., m));
+    ``lam`` in [0, 1) is a scalar or broadcasts against ``lr[..., 0]``.
     """
     lr = np.asarray(lr, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     if np.any((lam < 0) | (lam >= 1)):
         raise ValueError(f"lam must be in [0, 1), got {lam!r}")
     delta = np.diff(lr, axis=-1, prepend=lr[..., :1]) * -1.0
+    if from_peak:
+        first_peak = np.argmax(lr, axis=-1)[..., None]
+        delta = np.where(np.arange(lr.shape[-1]) <= first_peak, 0.0, delta)
     m = np.empty_like(lr)
     acc = np.zeros(lr.shape[:-1])
     for i in range(lr.shape[-1]):
@@ -360,9 +365,10 @@ def schedule_features(lr: np.ndarray, lag: float = DEFAULT_LAG) -> np.ndarray:
     0. ``r_t = lr_t / max(lr)``: the relative rate, in [0, 1].
     1. ``S1(t) / m`` of ``r``: the forward area as a fraction of a constant-rate run's, in [0, 1]
        (``t / m`` for a constant schedule).
-    2. ``(1 - lam) * S2(t)`` of ``r`` with ``lam = exp(-1 / (lag * m))``: the annealing done so
-       far, a lagged version of ``r_1 - r_t`` in [-1, 1] (0 for a constant schedule, negative
-       during warm-up).
+    2. ``(1 - lam) * S2(t)`` of ``r`` with ``lam = exp(-1 / (lag * m))``, counted from the first
+       peak (``from_peak``): the annealing done so far, a lagged version of ``1 - r_t`` after the
+       peak, in [-1, 1] (0 for a constant schedule and during an initial warm-up; a warm
+       restart lowers it).
 
     Raises:
         ValueError: for an empty, negative, non-finite or all-zero rate.
@@ -379,7 +385,7 @@ def schedule_features(lr: np.ndarray, lag: float = DEFAULT_LAG) -> np.ndarray:
     m = lr.shape[-1]
     lam = lag_to_lambda(lag, m)
     s1 = forward_area(r) / m
-    s2 = (1.0 - lam) * annealing_area(r, lam)
+    s2 = (1.0 - lam) * annealing_area(r, lam, from_peak=True)
     return np.stack([r, s1, s2], axis=-1)
 
 
