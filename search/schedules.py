@@ -48,9 +48,11 @@ the paper's law is ``loss(s) = L0 + A * S1(s) ** -alpha - C * S2(s)``.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +111,7 @@ def _plain(v: Any) -> Any:
 def _num(where: str, v: Any, *, lo: float | None = None, hi: float | None = None,
          lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{where} must be a number, got {v!r}")
+        raise ValueError(f"{where} must be a number, got {v!r}")  # noqa: TRY004 (contract: ValueError)
     x = float(v)
     if not math.isfinite(x):
         raise ValueError(f"{where} must be finite, got {v!r}")
@@ -136,7 +138,7 @@ def parse_schedule(spec: Schedule | Mapping[str, Any], where: str = "schedule") 
     if isinstance(spec, Schedule):
         return spec
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{where} must be a mapping with a 'name', got {spec!r}")
+        raise ValueError(f"{where} must be a mapping with a 'name', got {spec!r}")  # noqa: TRY004
     name = spec.get("name")
     if name not in _PARAMS:
         raise ValueError(f"{where}.name must be one of {', '.join(SCHEDULE_NAMES)}; got {name!r}")
@@ -177,7 +179,7 @@ def parse_schedule(spec: Schedule | Mapping[str, Any], where: str = "schedule") 
             if isinstance(ms, (str, bytes)) or not isinstance(ms, Sequence) or not ms:
                 raise ValueError(f"{w}milestones must be a non-empty list of epochs, got {ms!r}")
             vals = [_num(f"{w}milestones[{i}]", m, lo=1, integer=True) for i, m in enumerate(ms)]
-            if any(b <= a for a, b in zip(vals, vals[1:])):
+            if any(b <= a for a, b in itertools.pairwise(vals)):
                 raise ValueError(f"{w}milestones must strictly increase, got {list(ms)!r}")
             p["milestones"] = tuple(vals)
     elif name == "cosine":
@@ -301,7 +303,7 @@ def lr_per_step(spec: Schedule | Mapping[str, Any], horizon: int) -> np.ndarray:
     elif s.name == "exponential":
         f = p["gamma"] ** np.maximum(e, 0)
     elif s.name == "wsd":
-        d = max(1, int(round(p["decay_fraction"] * total)))
+        d = max(1, round(p["decay_fraction"] * total))
         d = min(d, main_len)
         start = total - d  # first decay epoch, 1-based, is start + 1
         prog = np.clip((t - start) / d, 0.0, 1.0)
@@ -421,7 +423,7 @@ def resolve_schedule(template: Schedule | Mapping[str, Any], trial_config: Mappi
     if isinstance(template, Schedule):
         return template
     if not isinstance(template, Mapping):
-        raise ValueError(f"{where} must be a mapping with a 'name', got {template!r}")
+        raise ValueError(f"{where} must be a mapping with a 'name', got {template!r}")  # noqa: TRY004
     filled: dict[str, Any] = {}
     for k, v in template.items():
         if isinstance(v, str) and v.startswith("$"):

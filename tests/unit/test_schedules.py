@@ -8,7 +8,6 @@ import pytest
 from search.schedules import (
     SCHEDULE_NAMES,
     TASKSET_TEMPLATE,
-    Schedule,
     annealing_area,
     features_at,
     forward_area,
