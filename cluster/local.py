@@ -1,0 +1,544 @@
+"""A local multi-node Ray cluster on one machine: a head and N workers as separate processes.
+
+Each node is one ``ray start --block`` process (the leader of its own session) with its own
+ports, temp dir, resources and node name (``sweepcast-head``, ``sweepcast-worker-0``, ...).
+Every process ``up`` spawns carries the environment marker ``SWEEPCAST_CLUSTER_ID=<id>``, which
+Ray passes down to the raylet, its agents and the worker processes. ``down`` stops exactly
+those: it SIGTERMs each node's ``ray start`` (which shuts its node down gracefully), then
+SIGKILLs any process still carrying this cluster's marker. It never calls ``ray stop``, which
+would kill every Ray on the machine.
+
+State lives in ``<run_dir>/cluster.json`` (see :class:`ClusterState`); ``down`` reads it, so it
+works from another process or shell than ``up``.
+
+Everything binds to 127.0.0.1 by default (GCS, dashboard, node managers).
+
+Example::
+
+    state = up(Path(".sweepcast/cluster"), workers=2)
+    # ray.init(address=state.gcs_address); JobSubmissionClient(state.dashboard_url)
+    down(Path(".sweepcast/cluster"))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+MARKER_ENV = "SWEEPCAST_CLUSTER_ID"
+STATE_FILE = "cluster.json"
+HEAD_NAME = "sweepcast-head"
+DEFAULT_RUN_DIR_ENV = "SWEEPCAST_CLUSTER_DIR"
+
+
+class ClusterError(RuntimeError):
+    """A local cluster could not be started, found or stopped; the message says which and why."""
+
+
+@dataclass
+class NodeState:
+    """One node of a local cluster.
+
+    Attributes:
+        name: The Ray node name (``sweepcast-head`` or ``sweepcast-worker-<i>``).
+        role: ``"head"`` or ``"worker"``.
+        pid: PID of the node's ``ray start --block`` process (its session leader).
+        node_id: Ray's hex node id, read back from the GCS after start ("" if not resolved).
+        resources: Resources the node was started with (``CPU``, ``GPU``, custom ones).
+        log: Path of the file receiving the ``ray start`` output.
+        temp_dir: The node's Ray temp dir (sessions, logs, sockets).
+    """
+
+    name: str
+    role: str
+    pid: int
+    node_id: str
+    resources: dict[str, float]
+    log: str
+    temp_dir: str
+
+
+@dataclass
+class ClusterState:
+    """What ``up`` started, persisted as JSON so ``down`` can stop exactly that.
+
+    Attributes:
+        cluster_id: Random id; the value of ``SWEEPCAST_CLUSTER_ID`` in every spawned process.
+        run_dir: Folder holding ``cluster.json`` and the node logs.
+        host: The interface everything binds to (127.0.0.1 unless asked otherwise).
+        gcs_address: ``host:port`` to pass as ``ray.init(address=...)`` / ``RAY_ADDRESS``.
+        dashboard_url: ``http://host:port`` of the dashboard (Ray Jobs API), "" if disabled.
+        nodes: The head first, then the workers.
+        started_at: Unix time ``up`` finished.
+    """
+
+    cluster_id: str
+    run_dir: str
+    host: str
+    gcs_address: str
+    dashboard_url: str
+    nodes: list[NodeState] = field(default_factory=list)
+    started_at: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ClusterState":
+        raw = json.loads(text)
+        nodes = [NodeState(**n) for n in raw.pop("nodes", [])]
+        return cls(nodes=nodes, **raw)
+
+    def node(self, name: str) -> NodeState:
+        """The node called ``name``; raises ``KeyError`` naming the known nodes otherwise."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no node {name!r} in this cluster; nodes: {[n.name for n in self.nodes]}")
+
+    @property
+    def workers(self) -> list[NodeState]:
+        return [n for n in self.nodes if n.role == "worker"]
+
+
+def default_run_dir() -> Path:
+    """``$SWEEPCAST_CLUSTER_DIR`` if set, else ``.sweepcast/cluster`` in the working directory."""
+    env = os.environ.get(DEFAULT_RUN_DIR_ENV)
+    return Path(env) if env else Path.cwd() / ".sweepcast" / "cluster"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _ray_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("ray")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def _short_temp_dir() -> str:
+    # Ray puts unix sockets under the temp dir; AF_UNIX paths are limited to 107 bytes, so the
+    # temp dir must be short whatever the run dir is (pytest's tmp paths are long).
+    return tempfile.mkdtemp(prefix="sc-", dir="/tmp")
+
+
+def load_state(run_dir: Path) -> ClusterState:
+    """Read ``<run_dir>/cluster.json``; raises :class:`ClusterError` if there is none."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        raise ClusterError(f"no local cluster recorded in {run_dir} (missing {path.name})")
+    return ClusterState.from_json(path.read_text())
+
+
+def _write_state(state: ClusterState) -> None:
+    path = Path(state.run_dir) / STATE_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(state.to_json())
+    os.replace(tmp, path)
+
+
+def _node_cmd(
+    *,
+    head: bool,
+    name: str,
+    host: str,
+    gcs_address: str | None,
+    gcs_port: int | None,
+    dashboard_port: int | None,
+    num_cpus: float,
+    num_gpus: float,
+    resources: dict[str, float],
+    object_store_bytes: int,
+    temp_dir: str,
+    system_config: dict[str, Any] | None,
+) -> list[str]:
+    cmd = [
+        *_ray_executable(),
+        "start",
+        "--block",
+        "--disable-usage-stats",
+        f"--node-ip-address={host}",
+        f"--node-name={name}",
+        f"--num-cpus={int(num_cpus)}",
+        f"--num-gpus={int(num_gpus)}",
+        f"--object-store-memory={object_store_bytes}",
+        f"--temp-dir={temp_dir}",
+        f"--node-manager-port={free_port(host)}",
+        f"--object-manager-port={free_port(host)}",
+        f"--metrics-export-port={free_port(host)}",
+        f"--dashboard-agent-listen-port={free_port(host)}",
+        f"--dashboard-agent-grpc-port={free_port(host)}",
+        f"--runtime-env-agent-port={free_port(host)}",
+        # 0/0: each worker process binds a port the OS picks, so nodes on one host never clash.
+        "--min-worker-port=0",
+        "--max-worker-port=0",
+        f"--labels=sweepcast-node={name}",
+    ]
+    if resources:
+        cmd.append(f"--resources={json.dumps(resources)}")
+    if head:
+        cmd += [
+            "--head",
+            f"--port={gcs_port}",
+            f"--ray-client-server-port={free_port(host)}",
+        ]
+        if dashboard_port:
+            cmd += [
+                "--include-dashboard=true",
+                f"--dashboard-host={host}",
+                f"--dashboard-port={dashboard_port}",
+            ]
+        else:
+            cmd.append("--include-dashboard=false")
+        if system_config:
+            cmd.append(f"--system-config={json.dumps(system_config)}")
+    else:
+        cmd.append(f"--address={gcs_address}")
+    return cmd
+
+
+def _spawn(cmd: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ClusterError(
+                f"ray start exited with code {proc.returncode} before {host}:{port} was up; "
+                f"log tail:\n{_tail(log)}"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise ClusterError(f"{host}:{port} not reachable after {timeout_s}s; log tail:\n{_tail(log)}")
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return "(no log)"
+
+
+def alive_nodes(gcs_address: str, timeout_s: float = 10.0) -> dict[str, str]:
+    """Map node name -> hex node id of the ALIVE nodes the GCS at ``gcs_address`` knows."""
+    from ray._raylet import GcsClient  # Ray's own client; no driver needed
+
+    client = GcsClient(address=gcs_address)
+    infos = client.get_all_node_info(timeout=timeout_s)
+    out: dict[str, str] = {}
+    for info in infos.values():
+        if info.state == 0:  # GcsNodeInfo.ALIVE
+            out[info.node_name] = info.node_id.hex()
+    return out
+
+
+def _wait_nodes(
+    gcs_address: str, names: Iterable[str], procs: dict[str, subprocess.Popen],
+    logs: dict[str, Path], timeout_s: float,
+) -> dict[str, str]:
+    wanted = set(names)
+    deadline = time.monotonic() + timeout_s
+    seen: dict[str, str] = {}
+    last_err: Exception | None = None
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise ClusterError(
+                    f"node {name} exited with code {proc.returncode} while starting; "
+                    f"log tail:\n{_tail(logs[name])}"
+                )
+        try:
+            seen = alive_nodes(gcs_address)
+            last_err = None
+        except Exception as e:  # GCS busy right after start: retry until the deadline
+            last_err = e
+        if wanted <= set(seen):
+            return {n: seen[n] for n in wanted}
+        time.sleep(0.5)
+    raise ClusterError(
+        f"nodes {sorted(wanted - set(seen))} did not register with the GCS at {gcs_address} "
+        f"within {timeout_s}s (last error: {last_err})"
+    )
+
+
+def up(
+    run_dir: Path | None = None,
+    *,
+    workers: int = 2,
+    head_cpus: float = 0,
+    cpus_per_worker: float = 1,
+    gpus_per_worker: float = 0,
+    worker_resources: dict[str, float] | None = None,
+    host: str = "127.0.0.1",
+    dashboard: bool = True,
+    object_store_mb: int = 128,
+    system_config: dict[str, Any] | None = None,
+    timeout_s: float = 180.0,
+) -> ClusterState:
+    """Start a head and ``workers`` worker nodes, each as its own ``ray start --block``.
+
+    Args:
+        run_dir: Where state and logs go (default :func:`default_run_dir`). Must not hold a
+            running cluster already.
+        workers: Number of worker nodes (>= 0).
+        head_cpus: CPUs the head offers to tasks (default 0: trials run on workers only, so
+            losing a worker really loses its trials).
+        cpus_per_worker: CPUs per worker node (> 0).
+        gpus_per_worker: GPUs per worker node (>= 0; logical, not checked against hardware).
+        worker_resources: Extra custom resources per worker. Every worker also gets
+            ``{"<node name>": 1}`` so a task can be pinned to it.
+        host: Interface to bind to; 127.0.0.1 unless the user asks otherwise.
+        dashboard: Start the dashboard (needed for the Ray Jobs API / ``sweepcast submit``).
+        object_store_mb: Object store size per node in MiB (Ray's minimum is ~75).
+        system_config: Ray system config for the head (e.g. faster health checks in tests).
+        timeout_s: How long to wait for every node to register.
+
+    Returns:
+        The :class:`ClusterState`, also written to ``<run_dir>/cluster.json``.
+
+    Raises:
+        ValueError: a bad argument (the message names it and the value).
+        ClusterError: a cluster is already recorded in ``run_dir`` and alive, or a node failed
+            to start (everything started so far is stopped again).
+    """
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers!r}")
+    if cpus_per_worker <= 0:
+        raise ValueError(f"cpus_per_worker must be > 0, got {cpus_per_worker!r}")
+    for label, v in (("head_cpus", head_cpus), ("gpus_per_worker", gpus_per_worker)):
+        if v < 0:
+            raise ValueError(f"{label} must be >= 0, got {v!r}")
+    if object_store_mb < 76:
+        raise ValueError(f"object_store_mb must be >= 76 (Ray's minimum), got {object_store_mb!r}")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / STATE_FILE).exists():
+        old = load_state(run_dir)
+        if any(_pid_alive(n.pid) for n in old.nodes):
+            raise ClusterError(
+                f"a local cluster is already running from {run_dir} "
+                f"(GCS {old.gcs_address}); run `sweepcast cluster down` first"
+            )
+        (run_dir / STATE_FILE).unlink()
+
+    cluster_id = uuid.uuid4().hex[:12]
+    env = dict(os.environ)
+    env[MARKER_ENV] = cluster_id
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    env.pop("RAY_ADDRESS", None)
+    gcs_port = free_port(host)
+    dash_port = free_port(host) if dashboard else None
+    gcs_address = f"{host}:{gcs_port}"
+    state = ClusterState(
+        cluster_id=cluster_id,
+        run_dir=str(run_dir),
+        host=host,
+        gcs_address=gcs_address,
+        dashboard_url=f"http://{host}:{dash_port}" if dash_port else "",
+    )
+    procs: dict[str, subprocess.Popen] = {}
+    logs: dict[str, Path] = {}
+    specs: list[tuple[str, str, dict[str, float]]] = [
+        (HEAD_NAME, "head", {"CPU": float(head_cpus)})
+    ]
+    for i in range(workers):
+        name = f"sweepcast-worker-{i}"
+        res = {"CPU": float(cpus_per_worker), name: 1.0, **(worker_resources or {})}
+        if gpus_per_worker:
+            res["GPU"] = float(gpus_per_worker)
+        specs.append((name, "worker", res))
+    try:
+        for name, role, res in specs:
+            temp_dir = _short_temp_dir()
+            custom = {k: v for k, v in res.items() if k not in ("CPU", "GPU")}
+            cmd = _node_cmd(
+                head=role == "head",
+                name=name,
+                host=host,
+                gcs_address=gcs_address,
+                gcs_port=gcs_port,
+                dashboard_port=dash_port,
+                num_cpus=res.get("CPU", 0),
+                num_gpus=res.get("GPU", 0),
+                resources=custom,
+                object_store_bytes=object_store_mb * 1024 * 1024,
+                temp_dir=temp_dir,
+                system_config=system_config,
+            )
+            logs[name] = run_dir / f"{name}.log"
+            proc = _spawn(cmd, logs[name], env)
+            procs[name] = proc
+            state.nodes.append(
+                NodeState(name=name, role=role, pid=proc.pid, node_id="", resources=res,
+                          log=str(logs[name]), temp_dir=temp_dir)
+            )
+            _write_state(state)  # so `down` can clean up even if we die half-way
+            if role == "head":
+                _wait_port(host, gcs_port, proc, logs[name], timeout_s)
+        ids = _wait_nodes(gcs_address, [n.name for n in state.nodes], procs, logs, timeout_s)
+        for n in state.nodes:
+            n.node_id = ids[n.name]
+        if dash_port:
+            _wait_port(host, dash_port, procs[HEAD_NAME], logs[HEAD_NAME], timeout_s)
+    except BaseException:
+        down(run_dir)
+        raise
+    state.started_at = time.time()
+    _write_state(state)
+    return state
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); treat it as gone.
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:
+        return True
+
+
+def marked_processes(cluster_id: str) -> list[int]:
+    """PIDs of live processes whose environment carries ``SWEEPCAST_CLUSTER_ID=cluster_id``."""
+    import psutil
+
+    me = os.getpid()
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        if p.info["pid"] == me:
+            continue
+        try:
+            if p.environ().get(MARKER_ENV) == cluster_id and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.info["pid"])
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return out
+
+
+def raylet_pid(state: ClusterState, node_name: str) -> int:
+    """PID of the raylet of node ``node_name`` (a descendant of its ``ray start``).
+
+    Raises:
+        ClusterError: the node has no live raylet.
+    """
+    import psutil
+
+    node = state.node(node_name)
+    try:
+        children = psutil.Process(node.pid).children(recursive=True)
+    except psutil.NoSuchProcess as e:
+        raise ClusterError(f"node {node_name} (pid {node.pid}) is not running") from e
+    for c in children:
+        try:
+            if c.name() == "raylet" or Path(c.exe()).name == "raylet":
+                return c.pid
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    raise ClusterError(f"no raylet process found under node {node_name} (pid {node.pid})")
+
+
+def down(run_dir: Path | None = None, *, timeout_s: float = 30.0) -> list[int]:
+    """Stop exactly the processes ``up`` started from ``run_dir``; idempotent.
+
+    Workers are stopped before the head. Each node's ``ray start --block`` gets SIGTERM (it
+    then shuts its raylet, agents and workers down); after ``timeout_s`` survivors and any
+    other process carrying this cluster's marker get SIGKILL. The temp dirs are removed and
+    ``cluster.json`` is renamed to ``cluster.json.stopped``.
+
+    Returns:
+        The PIDs that were signalled.
+
+    Raises:
+        ClusterError: nothing is recorded in ``run_dir``.
+    """
+    import shutil
+
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+    state = load_state(run_dir)
+    signalled: list[int] = []
+    ordered = [n for n in state.nodes if n.role == "worker"] + [
+        n for n in state.nodes if n.role == "head"
+    ]
+    for n in ordered:
+        if _pid_alive(n.pid):
+            _signal(n.pid, signal.SIGTERM)
+            signalled.append(n.pid)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(_pid_alive(n.pid) for n in ordered) and not marked_processes(state.cluster_id):
+            break
+        time.sleep(0.5)
+    for n in ordered:
+        if _pid_alive(n.pid):
+            _signal_group(n.pid, signal.SIGKILL)
+            signalled.append(n.pid)
+    for pid in marked_processes(state.cluster_id):
+        _signal(pid, signal.SIGKILL)
+        signalled.append(pid)
+    for n in ordered:
+        _reap(n.pid)
+        if n.temp_dir.startswith("/tmp/sc-"):
+            shutil.rmtree(n.temp_dir, ignore_errors=True)
+    path = Path(run_dir) / STATE_FILE
+    os.replace(path, path.with_name(STATE_FILE + ".stopped"))
+    return signalled
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the ray start process leads its own session/group
+    except (ProcessLookupError, PermissionError):
+        _signal(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
