@@ -4,7 +4,7 @@ Single definition used by the tracker (redaction before anything reaches MLflow)
 scoring core (a secret-looking param sets the hygiene penalty to 1 and gates the trial).
 
 * A **key** looks secret when one of its words (split on ``_ - . /`` and camelCase) is token,
-  secret, password, passwd, pwd, passphrase, credential(s), apikey, auth, or when two adjacent
+  secret, password, passwd, pwd, passphrase, credential(s), creds, apikey, auth, or when two adjacent
   words form api/access/private/secret/auth + key. Word matching keeps ``max_tokens`` and
   ``tokenizer`` clean while ``hf_token``, ``apiKey`` and ``AWS_SECRET_ACCESS_KEY`` are caught.
 * A **value** looks secret when it is a string shaped like a known credential: AWS access key
@@ -20,7 +20,7 @@ REDACTED = "***REDACTED***"
 
 _WORDS = frozenset({
     "token", "secret", "secrets", "password", "passwd", "pwd", "passphrase", "credential",
-    "credentials", "apikey", "auth", "privatekey", "accesskey", "secretkey",
+    "credentials", "creds", "apikey", "auth", "privatekey", "accesskey", "secretkey",
 })
 _KEY_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"),
                         ("secret", "key"), ("auth", "key"), ("client", "secret")})

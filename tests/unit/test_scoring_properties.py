@@ -1,0 +1,119 @@
+"""Property tests of the scoring core (hypothesis)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from search.scoring import (FailureHistory, ParamSpec, Pipeline, PipelineStep, Resources, ScoringParams,
+                            TrialRecord, score_trials)
+
+SETTINGS = settings(max_examples=40, deadline=None)
+SPACE = (ParamSpec("lr", "float", 1e-4, 1e-1), ParamSpec("width", "int", 16, 256),
+         ParamSpec("opt", "categorical", choices=("adam", "sgd")))
+PIPE = Pipeline((PipelineStep("load", ("read",), ("data",)),
+                 PipelineStep("train", ("fit", "ckpt"), ("load",))))
+
+values = st.one_of(st.floats(-5, 5), st.just(float("nan")), st.just(float("inf")))
+
+
+@st.composite
+def records(draw, i: int):
+    status = draw(st.sampled_from(["running", "finished", "pruned", "failed"]))
+    max_step = draw(st.integers(1, 12))
+    n = draw(st.integers(0 if status == "running" else 1, max_step))
+    vals = draw(st.lists(values, min_size=n, max_size=n))
+    wall = draw(st.floats(0, 1e5))
+    since = draw(st.one_of(st.none(), st.floats(0, 1.0).map(lambda f: f * wall)))
+    params = draw(st.fixed_dictionaries({}, optional={
+        "lr": st.floats(-1, 1), "width": st.one_of(st.integers(0, 500), st.floats(0, 500)),
+        "opt": st.sampled_from(["adam", "sgd", "rmsprop"]),
+        "api_token": st.text(min_size=1, max_size=5)}))
+    keys = draw(st.sets(st.sampled_from(sorted(params) or ["_"])))
+    return TrialRecord.of(
+        f"t{i}", status, list(range(1, n + 1)), vals, max_step=max_step, wall_time_s=wall,
+        since_last_report_s=since,
+        resources=Resources(cpu=draw(st.floats(0.5, 8)), gpu=draw(st.sampled_from([0, 0.5, 1]))),
+        failures=draw(st.integers(0, 3)), max_failures=draw(st.integers(-1, 2)), params=params,
+        logged_keys=frozenset(keys), declared_metrics=draw(st.sampled_from([(), ("a", "b")])),
+        reported_metrics=draw(st.sampled_from([None, frozenset(), frozenset({"a"})])),
+        observed_reads=draw(st.sampled_from([{}, {"train": frozenset({"data"})}])))
+
+
+@st.composite
+def sweeps(draw):
+    n = draw(st.integers(1, 7))
+    return [draw(records(i)) for i in range(n)]
+
+
+params_st = st.builds(
+    ScoringParams, mode=st.sampled_from(["min", "max"]),
+    target=st.one_of(st.none(), st.floats(-5, 5)), value=st.one_of(st.none(), st.floats(0, 100)),
+    penalty_weight=st.one_of(st.none(), st.floats(0, 10)), tolerance=st.floats(0, 1))
+
+
+@SETTINGS
+@given(sweeps(), params_st, st.booleans())
+def test_probabilities_and_penalties_in_unit_interval(recs, params, with_pipe):
+    scores = score_trials(recs, params, space=SPACE, pipeline=PIPE if with_pipe else None)
+    assert sorted(s.rank for s in scores) == list(range(1, len(recs) + 1))
+    for s in scores:
+        for p in (s.p_target, s.p_survive, s.p_success, s.penalty, s.observability.value,
+                  s.hygiene.value, s.observability.missing_reports,
+                  s.observability.missing_metrics, s.observability.staleness,
+                  s.hygiene.non_finite, s.hygiene.unlogged_keys, s.hygiene.space_mismatch):
+            assert 0.0 <= p <= 1.0
+        if with_pipe:
+            assert 0.0 <= s.cohesion <= 1.0 and 0.0 <= s.coupling <= 1.0
+        else:
+            assert s.cohesion is None and s.coupling is None
+        assert all(np.isfinite(v) for v in s.to_metrics().values())
+        assert s.p_success <= min(s.p_target, s.p_survive) + 1e-12
+        if s.hygiene.secret:
+            assert s.hygiene.value == 1.0 and not s.eligible
+
+
+@SETTINGS
+@given(sweeps(), params_st, st.data())
+def test_ranking_stable_under_relabelling(recs, params, data):
+    base = score_trials(recs, params, space=SPACE)
+    # reordering the input changes nothing
+    perm = data.draw(st.permutations(recs))
+    again = score_trials(perm, params, space=SPACE)
+    assert [s.trial_id for s in again] == [s.trial_id for s in base]
+    # renaming trials keeps the ranked sequence of contents (ids only break exact ties)
+    names = data.draw(st.permutations([f"x{i}" for i in range(len(recs))]))
+    renamed = [dataclasses.replace(r, trial_id=nm) for r, nm in zip(recs, names)]
+    relab = score_trials(renamed, params, space=SPACE)
+
+    def content(ss):
+        return [(round(s.reward_total, 9), round(s.penalty, 9), s.gates) for s in ss]
+
+    assert content(relab) == content(base)
+
+
+@SETTINGS
+@given(sweeps(), params_st, st.integers(0, 6), st.floats(1.0, 1e5))
+def test_score_decreases_with_cost(recs, params, idx, extra_s):
+    """More wall time (hence device-hours) for one trial lowers its score, all else equal."""
+    params = dataclasses.replace(params, value=params.value or 10.0,
+                                 penalty_weight=params.penalty_weight or 1.0, cost_per_hour=1.0)
+    i = idx % len(recs)
+    r = recs[i]
+    # keep its pace-based forecasts comparable: add the time as time since the last report
+    since = (r.since_last_report_s or 0.0) + extra_s if r.steps.size else None
+    if r.ended:
+        since = r.since_last_report_s
+    slower = dataclasses.replace(r, wall_time_s=r.wall_time_s + extra_s,
+                                 since_last_report_s=since)
+    hist = FailureHistory(1, 10.0)  # fixed, so P_survive does not move with the extra hours
+    a = {s.trial_id: s for s in score_trials(recs, params, space=SPACE, history=hist)}
+    b = {s.trial_id: s for s in score_trials(recs[:i] + [slower] + recs[i + 1:], params,
+                                             space=SPACE, history=hist)}
+    assert b[r.trial_id].cost_hours > a[r.trial_id].cost_hours
+    assert b[r.trial_id].reward_total < a[r.trial_id].reward_total
+    if r.ended:  # nothing else moves for an ended trial (its penalty cannot change)
+        assert b[r.trial_id].score < a[r.trial_id].score
