@@ -1,0 +1,326 @@
+"""The stateful curve-forecast stopper: curves, incumbent, batched forecasts, verdicts.
+
+``CurveStopper`` is what both adapters (the Ray Tune scheduler and the Optuna pruner) and the
+replay simulator drive. It is framework-free: trial ids are strings, steps are epochs, values
+are in the user's units. It converts ``mode`` once (internal = higher is better) and hands the
+pure :func:`search.policy.judge` plain arrays.
+
+Amortised forecasting: results arrive one at a time, but the forecaster is called on a *batch*.
+When a trial needs a forecast and its cached one is older than ``max_forecast_age`` steps, every
+live trial that reported since its own last forecast is forecast in the same call, and each
+row's quantile grid is cached. Other trials then decide from their cached grid (at most
+``max_forecast_age`` steps old) at no forecast cost; p_beat is recomputed from the grid against
+the *current* incumbent, so a new incumbent takes effect at once. With N live trials reporting
+in turn, one result in about N * (max_forecast_age + 1) pays for a batch forecast.
+
+State is data: :meth:`to_dict` / :meth:`from_dict` give JSON-able curves, incumbent and last
+verdicts (no model, no pickle); forecasts are recomputed after a restore.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable
+
+import numpy as np
+
+from search.curvestore import CurveStore
+from search.forecast.base import CurveModel
+from search.policy import (
+    QUANTILE_GRID,
+    Mode,
+    PolicyConfig,
+    Reason,
+    Verdict,
+    bad_metric,
+    is_due,
+    judge,
+    sign_of,
+)
+
+log = logging.getLogger(__name__)
+STATE_VERSION = 1
+
+
+class _Top2:
+    """The best two (value, owner) pairs, to get 'best among the others' in O(1)."""
+
+    __slots__ = ("v1", "o1", "v2")
+
+    def __init__(self) -> None:
+        self.v1, self.o1, self.v2 = -math.inf, -1, -math.inf
+
+    def push(self, v: float, owner: int) -> None:
+        if owner == self.o1:
+            self.v1 = max(self.v1, v)
+        elif v > self.v1:
+            self.v2, self.v1, self.o1 = self.v1, v, owner
+        elif v > self.v2:
+            self.v2 = v
+
+    def other_than(self, owner: int) -> float:
+        return self.v2 if owner == self.o1 else self.v1
+
+
+class CurveStopper:
+    """Decides, result by result, whether each trial should stop.
+
+    Args:
+        model: the forecaster (any ``CurveModel``).
+        horizon: the final step every trial runs to (same unit as the steps).
+        mode: ``"max"`` or ``"min"``, the user's direction.
+        config: the rule's knobs.
+        on_verdict: optional sink called with every verdict :meth:`observe` returns.
+    """
+
+    def __init__(
+        self,
+        model: CurveModel,
+        *,
+        horizon: float,
+        mode: Mode,
+        config: PolicyConfig | None = None,
+        on_verdict: Callable[[Verdict], None] | None = None,
+    ):
+        if not isinstance(horizon, (int, float)) or not math.isfinite(horizon) or horizon <= 0:
+            raise ValueError(f"horizon must be a finite number > 0, got {horizon!r}")
+        self.sign = sign_of(mode)
+        self.mode: Mode = mode
+        self.horizon = float(horizon)
+        self.model = model
+        self.config = config or PolicyConfig()
+        self.on_verdict = on_verdict
+        self.store = CurveStore()
+        k = len(QUANTILE_GRID)
+        cap = 64
+        self._grid = np.full((cap, k), np.nan, dtype=np.float64)
+        self._grid_step = np.full(cap, -np.inf)
+        self._best = np.full(cap, -np.inf)  # internal best finite observed value
+        self._alive = np.zeros(cap, dtype=bool)
+        self._dirty: set[int] = set()
+        self._completed_best = -math.inf
+        self._n_completed = 0
+        self._best_seen = _Top2()
+        self._same_step: dict[float, _Top2] = {}
+        self.last_verdict: dict[str, dict] = {}
+        self.n_forecasts = 0  # curves forecast (for measurements)
+        self.n_batches = 0
+
+    # -- trials -------------------------------------------------------------------------------
+    def _ensure(self, r: int) -> None:
+        cap = self._grid.shape[0]
+        if r < cap:
+            return
+        new = max(2 * cap, r + 1)
+        g = np.full((new, self._grid.shape[1]), np.nan)
+        g[:cap] = self._grid
+        self._grid = g
+        for name, fill in (("_grid_step", -np.inf), ("_best", -np.inf)):
+            a = np.full(new, fill)
+            a[:cap] = getattr(self, name)
+            setattr(self, name, a)
+        al = np.zeros(new, dtype=bool)
+        al[:cap] = self._alive
+        self._alive = al
+
+    def add_trial(self, trial_id: str, alive: bool = True) -> None:
+        """Register a trial; idempotent (a retried or restored trial keeps its curve).
+
+        Args:
+            trial_id: the trial.
+            alive: False for a trial that is already finished (re-added after a restore).
+        """
+        tid = str(trial_id)
+        r = self.store.row(tid)
+        self._ensure(r)
+        self._alive[r] = bool(alive)
+
+    def remove_trial(self, trial_id: str) -> None:
+        """Forget a trial's liveness (errored, removed, stopped); its curve stays for the record."""
+        tid = str(trial_id)
+        if tid in self.store:
+            r = self.store.row(tid)
+            self._alive[r] = False
+            self._dirty.discard(r)
+
+    def complete_trial(self, trial_id: str) -> None:
+        """A trial ended. If it reached the horizon its last value is a final value and may
+        become the incumbent; otherwise it ended early and only stops being live."""
+        tid = str(trial_id)
+        if tid not in self.store:
+            return
+        r = self.store.row(tid)
+        self._alive[r] = False
+        self._dirty.discard(r)
+        n = self.store.length(tid)
+        if n and self.store.last_step(tid) >= self.horizon:
+            v = self.sign * float(self.store.values(tid)[-1])
+            if math.isfinite(v):
+                self._completed_best = max(self._completed_best, v)
+                self._n_completed += 1
+
+    @property
+    def incumbent(self) -> float | None:
+        """Best final value of completed trials in user units (None before any)."""
+        return None if self._n_completed == 0 else self.sign * self._completed_best
+
+    # -- results ------------------------------------------------------------------------------
+    def observe(self, trial_id: str, step, value) -> Verdict:
+        """Record one result and return the verdict for it.
+
+        Args:
+            trial_id: the trial (added implicitly if unknown).
+            step: the epoch of the result (> 0, increasing per trial).
+            value: the metric in user units; None or a non-number gives a ``bad_metric`` verdict.
+        """
+        tid = str(trial_id)
+        try:
+            st = float(step)
+            v_user = float(value)  # type: ignore[arg-type]
+            if isinstance(value, bool) or not math.isfinite(st) or st <= 0:
+                raise TypeError
+        except (TypeError, ValueError):
+            vd = bad_metric(tid, step if isinstance(step, (int, float)) else None)
+            return self._emit(vd)
+        if tid not in self.store:
+            self.add_trial(tid)
+        r = self.store.row(tid)
+        if not self.store.append(tid, st, v_user):
+            # the trial restarted from an earlier step (a retry, a restore): forget the points
+            # from this step on, then record
+            self.store.truncate(tid, st)
+            prev = self.sign * self.store.values(tid)
+            prev = prev[np.isfinite(prev)]
+            self._best[r] = float(prev.max()) if prev.size else -math.inf
+            self._grid_step[r] = -math.inf
+            self.store.append(tid, st, v_user)
+        self._alive[r] = True
+        v = self.sign * v_user
+        if math.isfinite(v):
+            if v > self._best[r]:
+                self._best[r] = v
+            self._best_seen.push(v, r)
+            self._same_step.setdefault(st, _Top2()).push(v, r)
+        self._dirty.add(r)
+        inc = self._incumbent_for(r, st)
+        needs_forecast = (
+            math.isfinite(v) and is_due(self.config, st) and st < self.horizon
+            and math.isfinite(inc) and not self._best[r] > inc
+        )
+        if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
+            self._forecast_batch()
+        grid = self._grid[r : r + 1] if needs_forecast else None
+        vd = judge(
+            self.config, trial_ids=[tid], steps=np.array([st]), latest=np.array([v]),
+            best=self._best[r : r + 1], incumbent=np.array([inc]), grid=grid,
+            horizon=self.horizon, mode=self.mode, forecast_steps=self._grid_step[r : r + 1],
+        )[0]
+        if vd.stop:
+            self._alive[r] = False
+            self._dirty.discard(r)
+        return self._emit(vd)
+
+    def _emit(self, vd: Verdict) -> Verdict:
+        self.last_verdict[vd.trial_id] = vd.to_dict()
+        if self.on_verdict is not None:
+            self.on_verdict(vd)
+        return vd
+
+    def _incumbent_for(self, r: int, step: float) -> float:
+        cfg = self.config
+        if cfg.incumbent == "best_seen":
+            return self._best_seen.other_than(r)
+        if self._n_completed:
+            return self._completed_best
+        if cfg.before_completion == "same_step":
+            t = self._same_step.get(step)
+            return -math.inf if t is None else t.other_than(r)
+        return -math.inf
+
+    def _forecast_batch(self) -> None:
+        st, g = self.store, self.config.grace_epochs
+        rows = sorted(
+            r for r in self._dirty
+            if self._alive[r] and g <= st.last_step_row(r) < self.horizon
+            and math.isfinite(st.last_value_row(r))
+        )
+        if not rows:
+            return
+        curves = [st.curve_row(r) for r in rows]
+        steps = np.array([c.steps[-1] for c in curves])
+        try:
+            fc = self.model.forecast(curves, self.horizon, mode=self.mode)
+            q = np.asarray(fc.quantiles(QUANTILE_GRID), dtype=np.float64)
+            if q.shape != (len(rows), len(QUANTILE_GRID)):
+                raise ValueError(f"quantiles returned shape {q.shape}")
+            q = np.sort(q, axis=1)  # guard against tiny non-monotonicity
+            grid = q if self.sign > 0 else -q[:, ::-1]
+        except Exception:  # the policy answers model_error, the sweep goes on
+            log.exception("forecast of %d curves failed", len(rows))
+            grid = np.full((len(rows), len(QUANTILE_GRID)), np.nan)
+        idx = np.array(rows)
+        self._grid[idx] = grid
+        self._grid_step[idx] = steps
+        self._dirty.difference_update(rows)
+        self.n_forecasts += len(rows)
+        self.n_batches += 1
+
+    # -- state as data ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-able state: curves, liveness, incumbent, last verdicts (no model, no grids)."""
+        ids = self.store.ids
+        return {
+            "version": STATE_VERSION,
+            "mode": self.mode,
+            "horizon": self.horizon,
+            "config": self.config.to_dict(),
+            "curves": self.store.to_dict(),
+            "alive": [ids[r] for r in range(len(ids)) if self._alive[r]],
+            "completed_best": None if self._n_completed == 0 else self._completed_best,
+            "n_completed": self._n_completed,
+            "last_verdict": {k: _json_safe(v) for k, v in self.last_verdict.items()},
+        }
+
+    def load_dict(self, data: dict) -> None:
+        """Replace this stopper's state with ``data`` from :meth:`to_dict` (model and config of
+        this object are kept; a mismatching mode or horizon is an error)."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown stopper state version {data.get('version')!r}")
+        if data["mode"] != self.mode or float(data["horizon"]) != self.horizon:
+            raise ValueError(
+                f"saved state is for mode={data['mode']!r}, horizon={data['horizon']!r}; this "
+                f"stopper has mode={self.mode!r}, horizon={self.horizon!r}"
+            )
+        fresh = CurveStopper(self.model, horizon=self.horizon, mode=self.mode,
+                             config=self.config, on_verdict=self.on_verdict)
+        alive = set(data.get("alive", []))
+        for tid, pts in data["curves"].items():
+            fresh.add_trial(tid)
+            r = fresh.store.row(tid)
+            for step, value in pts:
+                fresh.store.append(tid, float(step), float(value))
+                v = fresh.sign * float(value)
+                if math.isfinite(v):
+                    fresh._best[r] = max(fresh._best[r], v)
+                    fresh._best_seen.push(v, r)
+                    fresh._same_step.setdefault(float(step), _Top2()).push(v, r)
+            fresh._alive[r] = tid in alive
+            if tid in alive:
+                fresh._dirty.add(r)
+        if data.get("completed_best") is not None:
+            fresh._completed_best = float(data["completed_best"])
+            fresh._n_completed = int(data.get("n_completed", 1))
+        fresh.last_verdict = dict(data.get("last_verdict", {}))
+        self.__dict__.update(fresh.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict, model: CurveModel, **kw) -> "CurveStopper":
+        cfg = PolicyConfig(**data["config"])
+        s = cls(model, horizon=float(data["horizon"]), mode=data["mode"], config=cfg, **kw)
+        s.load_dict(data)
+        return s
+
+
+def _json_safe(d: dict) -> dict:
+    return {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
