@@ -113,10 +113,14 @@ def _unwrap(tp: Any, value: Any) -> Any:
         return tp
 
 
+# Discriminator fields of the config's tagged unions (pruning.scheduler, search.space.*.type).
+DISCRIMINATORS = ("scheduler", "type")
+
+
 def _tag_of(model: Any, value: dict[str, Any]) -> tuple[str, Any] | None:
-    """``(field, tag)`` when ``value`` selects ``model`` through a Literal field."""
+    """``(field, tag)`` when ``value`` selects ``model`` through its discriminator field."""
     for name, f in model.model_fields.items():
-        if typing.get_origin(f.annotation) is Literal and value.get(name) in typing.get_args(
+        if name in DISCRIMINATORS and typing.get_origin(f.annotation) is Literal and value.get(name) in typing.get_args(
             f.annotation
         ):
             return name, value[name]

@@ -49,7 +49,26 @@ def _walk(
     loader: _Loader, node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[Problem]
 ) -> Any:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        # Duplicates among the keys written here are errors; keys merged in with `<<: *anchor`
+        # may be overridden (that is what merge keys are for).
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                continue  # reported below
+            if key in first_line:
+                problems.append(
+                    Problem(
+                        _dotted(path + (str(key),)),
+                        f"duplicate key (first given on line {first_line[key]})",
+                        _line(key_node),
+                    )
+                )
+            else:
+                first_line[key] = _line(key_node)
+        loader.flatten_mapping(node)  # resolves merge keys; explicit keys come last
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
@@ -63,15 +82,6 @@ def _walk(
                     )
                 )
                 key = str(key)
-            if key in out:
-                problems.append(
-                    Problem(
-                        _dotted(path + (key,)),
-                        f"duplicate key (first given on line {lines[path + (key,)]})",
-                        _line(key_node),
-                    )
-                )
-                continue
             lines[path + (key,)] = _line(key_node)
             out[key] = _walk(loader, value_node, path + (key,), lines, problems)
         return out
@@ -107,11 +117,12 @@ def parse_yaml_with_lines(text: str, filename: str) -> tuple[Any, dict[Path_, in
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else 1
-        msg = "YAML syntax error: " + " ".join(
-            s for s in (e.context, e.problem) if s
-        )
+        if e.context == "expected a single document in the stream":
+            msg = "a config file holds one YAML document, found a second one (remove '---')"
+        else:
+            msg = "YAML syntax error: " + " ".join(s for s in (e.context, e.problem) if s)
         raise ConfigError(filename, [Problem("", msg, line)]) from None
-    except yaml.YAMLError as e:  # e.g. "expected a single document"
+    except yaml.YAMLError as e:
         raise ConfigError(filename, [Problem("", f"YAML error: {e}", 1)]) from None
     finally:
         loader.dispose()
