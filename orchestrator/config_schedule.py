@@ -1,19 +1,41 @@
 """The optional ``schedule:`` block: the learning-rate schedule a sweep's trials follow.
 
-Minimal first version (issue 2); the schedule-aware forecasting work (issue 8) owns this module
-and extends it. It declares where each trial's schedule comes from so the forecaster can be
-told, for every epoch up to ``max_epochs``, the learning rate the trial will use (see
-``trials.examples.schedules.lr_at``).
+It declares where each trial's schedule comes from, so the schedule-aware forecaster can be told,
+for every epoch up to ``max_epochs``, the learning rate the trial will use (issue 8). Schedules
+and their parameters are those of :mod:`search.schedules` (constant, warmup, step, cosine,
+linear, exponential, onecycle, wsd, values, taskset); the built-in MLP's
+(``trials.examples.schedules``) have the same names and parameters.
 
-Either a fixed schedule for every trial (``name`` + ``params``), or read from each trial's
-hyperparameters (``name_key``, default ``lr_schedule``; base rate from ``lr_key``).
+Examples::
+
+    schedule: {}                                   # the built-in MLP's own hyperparameters:
+                                                   # lr_schedule, lr, schedule_<param>
+    schedule: {name: cosine, params: {warmup_epochs: 2}}          # every trial, base rate = lr
+    schedule: {name: values, params: {values: [0.1, 0.1, 0.05, 0.01]}}
+    schedule:                                      # TaskSet's adam8p configs
+      name: taskset
+      lr_key: learning_rate
+      params: {linear_decay: $linear_decay, exponential_decay: $exponential_decay}
+
+Resolution for one trial (:meth:`ScheduleConfig.resolve`): the name is ``name``, or else the
+trial's ``config[name_key]``; the base rate is ``config[lr_key]`` (1.0 when the trial has no such
+key: the forecaster only uses the schedule's shape); parameters are the trial's
+``<param_prefix><p>`` keys, overridden by ``params``, where a string ``"$key"`` stands for the
+trial's ``config[key]``. Parameters the built-in MLP leaves at their defaults are filled in from
+``trials.examples.schedules`` (whose ``step_size: 0`` means a third of ``max_epochs`` and
+``warmup``'s ``warmup_epochs: 0`` a tenth), so a resolved schedule equals the rates the trial
+really uses, epoch by epoch.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
-ScheduleParam = bool | int | float | str
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from search.schedules import SCHEDULE_NAMES, Schedule, parse_schedule
+
+ScheduleParam = bool | int | float | str | list[float]
 
 
 class ScheduleConfig(BaseModel):
@@ -24,7 +46,9 @@ class ScheduleConfig(BaseModel):
             trial's config key ``name_key``.
         name_key: trial config key holding the schedule name.
         lr_key: trial config key holding the base learning rate.
-        params: fixed schedule parameters (e.g. ``{warmup_epochs: 2}``).
+        param_prefix: trial config keys ``<prefix><p>`` are parameter ``p`` of the schedule.
+        params: fixed schedule parameters (e.g. ``{warmup_epochs: 2}``); ``"$key"`` refers to the
+            trial's ``config[key]``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -32,4 +56,73 @@ class ScheduleConfig(BaseModel):
     name: str | None = None
     name_key: str = Field("lr_schedule", min_length=1)
     lr_key: str = Field("lr", min_length=1)
+    param_prefix: str = Field("schedule_", min_length=1)
     params: dict[str, ScheduleParam] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleConfig:
+        if self.name is not None and self.name not in SCHEDULE_NAMES:
+            raise ValueError(
+                f"schedule.name must be one of {', '.join(SCHEDULE_NAMES)}, got {self.name!r}"
+            )
+        if self.name is not None and not any(_is_ref(v) for v in self.params.values()):
+            # a fully fixed schedule is checked now, not when the first trial reports
+            parse_schedule(_with_trainable_defaults(self.name, dict(self.params), None),
+                           "schedule.params")
+        return self
+
+    def resolve(self, trial_config: dict[str, Any], max_epochs: int) -> Schedule:
+        """The schedule of one trial.
+
+        Args:
+            trial_config: the trial's hyperparameters.
+            max_epochs: the sweep's horizon (used for the MLP's horizon-relative defaults).
+
+        Raises:
+            ValueError: naming the field, for a missing name or referenced key, or a bad value.
+        """
+        name = self.name
+        if name is None:
+            if self.name_key not in trial_config:
+                raise ValueError(
+                    f"schedule.name_key: the trial's config has no key {self.name_key!r} naming "
+                    f"its schedule (keys: {sorted(trial_config)}); set schedule.name"
+                )
+            name = trial_config[self.name_key]
+        p: dict[str, Any] = {
+            k[len(self.param_prefix):]: v for k, v in trial_config.items()
+            if k.startswith(self.param_prefix)
+        }
+        for k, v in self.params.items():
+            if _is_ref(v):
+                if v[1:] not in trial_config:
+                    raise ValueError(
+                        f"schedule.params.{k} refers to hyperparameter {v[1:]!r}, which the "
+                        f"trial's config does not have (keys: {sorted(trial_config)})"
+                    )
+                v = trial_config[v[1:]]
+            p[k] = v
+        if name != "values" and "lr" not in p and self.lr_key in trial_config:
+            p["lr"] = trial_config[self.lr_key]
+        return parse_schedule(_with_trainable_defaults(name, p, max_epochs), "schedule")
+
+
+def _is_ref(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith("$")
+
+
+def _with_trainable_defaults(name: Any, params: dict[str, Any], max_epochs: int | None) -> dict:
+    """Spec dict with the built-in MLP's defaults and conventions applied (see module doc)."""
+    from trials.examples import schedules as builtin
+
+    spec = {"name": name, **params}
+    if isinstance(name, str) and name in builtin.SCHEDULES:
+        for k, v in builtin.schedule_params(name).items():
+            if not (k == "step_size" and "milestones" in spec):
+                spec.setdefault(k, v)
+    horizon = max_epochs or 3
+    if name == "step" and spec.get("step_size") == 0:
+        spec["step_size"] = max(1, horizon // 3)
+    if name == "warmup" and spec.get("warmup_epochs") == 0:
+        spec["warmup_epochs"] = max(1, horizon // 10)
+    return spec
