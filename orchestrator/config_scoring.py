@@ -74,7 +74,7 @@ class PenaltyWeights(_Strict):
     structure: float = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _sums(self) -> "PenaltyWeights":
+    def _sums(self) -> PenaltyWeights:
         _sums_to_one(self, ("cohesion", "coupling"), "weights")
         _sums_to_one(self, ("observability", "hygiene"), "weights")
         return self
@@ -91,7 +91,7 @@ class HygieneWeights(_Strict):
     _check_finite = field_validator("non_finite_scale")(_finite)
 
     @model_validator(mode="after")
-    def _sums(self) -> "HygieneWeights":
+    def _sums(self) -> HygieneWeights:
         _sums_to_one(self, ("non_finite", "unlogged", "mismatch"), "hygiene")
         return self
 
@@ -145,7 +145,7 @@ class ScoringConfig(_Strict):
         "target", "value", "cost_per_hour", "penalty_weight", "failure_prior_failures",
         "failure_prior_hours", "stop_margin")(_finite)
 
-    def to_params(self, mode: Literal["min", "max"]) -> "ScoringParams":
+    def to_params(self, mode: Literal["min", "max"]) -> ScoringParams:
         """The core's :class:`search.scoring.types.ScoringParams` for a sweep of ``mode``."""
         from search.scoring.types import ScoringParams
 
@@ -215,9 +215,10 @@ class PipelineConfig(_Strict):
             seen.add(s.name)
         return v
 
-    def to_pipeline(self) -> "Pipeline":
+    def to_pipeline(self) -> Pipeline:
         """The core's :class:`search.scoring.types.Pipeline`."""
-        from search.scoring.types import Pipeline, PipelineStep as CoreStep
+        from search.scoring.types import Pipeline
+        from search.scoring.types import PipelineStep as CoreStep
 
         return Pipeline(tuple(CoreStep(s.name, tuple(s.responsibilities), tuple(s.inputs))
                               for s in self.steps))

@@ -14,7 +14,9 @@ scoring core (a secret-looking param sets the hygiene penalty to 1 and gates the
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any
 
 REDACTED = "***REDACTED***"
 
@@ -49,7 +51,7 @@ def is_secret_key(key: Any) -> bool:
     words = _words(str(key))
     if any(w in _WORDS for w in words):
         return True
-    return any((a, b) in _KEY_PAIRS for a, b in zip(words, words[1:]))
+    return any((a, b) in _KEY_PAIRS for a, b in pairwise(words))
 
 
 def looks_like_secret_value(value: Any) -> bool:

@@ -8,19 +8,47 @@ Typical use at a decision point or at the end of a sweep::
     table = ranking_markdown(ranking_rows(scores))
 """
 
-from search.scoring.continuation import (ContinuationDecisions, continuation_decisions,
-                                         continuation_reward)
+from search.scoring.continuation import (
+                                         ContinuationDecisions,
+                                         continuation_decisions,
+                                         continuation_reward,
+)
 from search.scoring.penalties import Hygiene, Observability
 from search.scoring.reward import default_value, p_survive, p_target_from_forecast
 from search.scoring.score import GATE_NON_FINITE, GATE_SECRET, TrialScore, rank, score_trials
 from search.scoring.table import COLUMNS, ranking_markdown, ranking_rows
-from search.scoring.types import (FailureHistory, ParamSpec, Pipeline, PipelineStep, Resources,
-                                  ScoringParams, TrialRecord)
+from search.scoring.types import (
+                                         FailureHistory,
+                                         ParamSpec,
+                                         Pipeline,
+                                         PipelineStep,
+                                         Resources,
+                                         ScoringParams,
+                                         TrialRecord,
+)
 
 __all__ = [
-    "COLUMNS", "ContinuationDecisions", "FailureHistory", "GATE_NON_FINITE", "GATE_SECRET",
-    "Hygiene", "Observability", "ParamSpec", "Pipeline", "PipelineStep", "Resources",
-    "ScoringParams", "TrialRecord", "TrialScore", "continuation_decisions",
-    "continuation_reward", "default_value", "p_survive", "p_target_from_forecast", "rank",
-    "ranking_markdown", "ranking_rows", "score_trials",
+                                         "COLUMNS",
+                                         "GATE_NON_FINITE",
+                                         "GATE_SECRET",
+                                         "ContinuationDecisions",
+                                         "FailureHistory",
+                                         "Hygiene",
+                                         "Observability",
+                                         "ParamSpec",
+                                         "Pipeline",
+                                         "PipelineStep",
+                                         "Resources",
+                                         "ScoringParams",
+                                         "TrialRecord",
+                                         "TrialScore",
+                                         "continuation_decisions",
+                                         "continuation_reward",
+                                         "default_value",
+                                         "p_survive",
+                                         "p_target_from_forecast",
+                                         "rank",
+                                         "ranking_markdown",
+                                         "ranking_rows",
+                                         "score_trials",
 ]

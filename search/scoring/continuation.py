@@ -66,7 +66,7 @@ def continuation_reward(p_success: float | np.ndarray, value: float, cost_per_ho
 def continuation_decisions(forecast: Forecast, *, target: float | None, mode: Mode,
                            remaining_hours: float | np.ndarray, value: float,
                            cost_per_hour: float = 1.0,
-                           history: FailureHistory = FailureHistory(),
+                           history: FailureHistory | None = None,
                            retries: int | np.ndarray = 0, prior_failures: float = 1.0,
                            prior_hours: float = 100.0, margin: float = 0.0,
                            ) -> ContinuationDecisions:
@@ -87,6 +87,7 @@ def continuation_decisions(forecast: Forecast, *, target: float | None, mode: Mo
         :class:`ContinuationDecisions` of shape (n,).
     """
     n = len(forecast)
+    history = history if history is not None else FailureHistory()
     if value < 0 or not np.isfinite(value):
         raise ValueError(f"value must be finite and >= 0, got {value!r}")
     if cost_per_hour < 0 or not np.isfinite(cost_per_hour):

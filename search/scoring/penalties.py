@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -132,9 +133,7 @@ def disagrees(value: Any, spec: ParamSpec) -> bool:
         return True
     if spec.low is not None and v < spec.low:
         return True
-    if spec.high is not None and v > spec.high:
-        return True
-    return False
+    return spec.high is not None and v > spec.high
 
 
 def hygiene(record: TrialRecord, params: ScoringParams,

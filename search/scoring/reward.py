@@ -6,8 +6,8 @@ Pure functions, vectorised where a scheduler would call them for many trials at 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats

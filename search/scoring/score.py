@@ -8,16 +8,15 @@ decision point and once at the end.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
 from search.forecast.base import Curve, CurveModel, LastValueModel
 from search.scoring import penalties as pen
 from search.scoring import reward as rw
-from search.scoring.types import (FailureHistory, ParamSpec, Pipeline, ScoringParams,
-                                  TrialRecord)
+from search.scoring.types import FailureHistory, ParamSpec, Pipeline, ScoringParams, TrialRecord
 
 GATE_SECRET = "secret"
 GATE_NON_FINITE = "non_finite_final"
@@ -118,7 +117,7 @@ def _pooled_pace(records: Sequence[TrialRecord]) -> float | None:
     return float(np.median(paces)) if paces else None
 
 
-def score_trials(records: Sequence[TrialRecord], params: ScoringParams = ScoringParams(), *,
+def score_trials(records: Sequence[TrialRecord], params: ScoringParams | None = None, *,
                  model: CurveModel | None = None, space: Sequence[ParamSpec] = (),
                  pipeline: Pipeline | None = None, n_trials: int | None = None,
                  history: FailureHistory | None = None) -> list[TrialScore]:
@@ -141,9 +140,10 @@ def score_trials(records: Sequence[TrialRecord], params: ScoringParams = Scoring
     Running trials with no report yet get P_target from the finished trials' success rate
     (Laplace-smoothed: ``(hits + 1) / (finished + 2)``).
     """
+    params = params if params is not None else ScoringParams()
     ids = [r.trial_id for r in records]
     if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[0]
+        dup = min(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"trial ids must be unique, got {dup!r} more than once")
     if not records:
         return []

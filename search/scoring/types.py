@@ -14,8 +14,9 @@ Metric values are in the user's units and direction; ``mode`` says which way is 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -288,7 +289,7 @@ class TrialRecord:
 
     @classmethod
     def of(cls, trial_id: str, status: Status, steps: Sequence[float], values: Sequence[float],
-           **kw: Any) -> "TrialRecord":
+           **kw: Any) -> TrialRecord:
         """Convenience constructor taking plain sequences."""
         return cls(trial_id, status, np.asarray(steps, float), np.asarray(values, float), **kw)
 

@@ -31,9 +31,20 @@ import numpy as np
 import pytest
 
 from search.forecast.base import CurveModel, SampleForecast, check_batch
-from search.scoring import (FailureHistory, ParamSpec, Pipeline, PipelineStep, Resources,
-                            ScoringParams, TrialRecord, continuation_decisions, p_survive,
-                            ranking_markdown, ranking_rows, score_trials)
+from search.scoring import (
+    FailureHistory,
+    ParamSpec,
+    Pipeline,
+    PipelineStep,
+    Resources,
+    ScoringParams,
+    TrialRecord,
+    continuation_decisions,
+    p_survive,
+    ranking_markdown,
+    ranking_rows,
+    score_trials,
+)
 from search.scoring.penalties import hygiene, observability
 
 H = 3600.0

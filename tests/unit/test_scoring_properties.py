@@ -8,8 +8,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.scoring import (FailureHistory, ParamSpec, Pipeline, PipelineStep, Resources, ScoringParams,
-                            TrialRecord, score_trials)
+from search.scoring import (
+    FailureHistory,
+    ParamSpec,
+    Pipeline,
+    PipelineStep,
+    Resources,
+    ScoringParams,
+    TrialRecord,
+    score_trials,
+)
 
 SETTINGS = settings(max_examples=40, deadline=None)
 SPACE = (ParamSpec("lr", "float", 1e-4, 1e-1), ParamSpec("width", "int", 16, 256),
