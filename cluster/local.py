@@ -31,9 +31,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 MARKER_ENV = "SWEEPCAST_CLUSTER_ID"
 STATE_FILE = "cluster.json"
@@ -94,7 +95,7 @@ class ClusterState:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ClusterState":
+    def from_json(cls, text: str) -> ClusterState:
         raw = json.loads(text)
         nodes = [NodeState(**n) for n in raw.pop("nodes", [])]
         return cls(nodes=nodes, **raw)
@@ -213,8 +214,7 @@ def _node_cmd(
 
 
 def _spawn(cmd: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    try:
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             cmd,
             stdout=log,
@@ -223,8 +223,6 @@ def _spawn(cmd: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Po
             env=env,
             start_new_session=True,
         )
-    finally:
-        log.close()
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
@@ -281,7 +279,7 @@ def _wait_nodes(
         try:
             seen = alive_nodes(gcs_address)
             last_err = None
-        except Exception as e:  # GCS busy right after start: retry until the deadline
+        except Exception as e:  # noqa: BLE001 - GCS busy right after start: retry
             last_err = e
         if wanted <= set(seen):
             return {n: seen[n] for n in wanted}
@@ -359,6 +357,9 @@ def up(
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MKL_NUM_THREADS", "1")
     env.pop("RAY_ADDRESS", None)
+    # Job entrypoints (`sweepcast run ...`) run in a shell on the head: put this interpreter's
+    # bin dir (the venv's) first so they find the same `sweepcast` and `python`.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     gcs_port = free_port(host)
     dash_port = free_port(host) if dashboard else None
     gcs_address = f"{host}:{gcs_port}"
@@ -433,7 +434,7 @@ def _pid_alive(pid: int) -> bool:
         import psutil
 
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
+    except Exception:  # noqa: BLE001 - psutil missing or racing: assume alive
         return True
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFESTS_DIR = Path(__file__).resolve().parent / "manifests"
-SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.I)
+SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.IGNORECASE)
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 REQUIRED_ENV = ("MLFLOW_TRACKING_URI", "SWEEPCAST_STORAGE_PATH")
 
