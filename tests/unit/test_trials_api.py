@@ -1,0 +1,86 @@
+"""trials.api outside Ray Tune: reports, checkpoints, resume, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trials import api
+
+
+def test_local_session_collects_results_with_epoch():
+    seen = []
+    with api.local_session(on_report=seen.append) as s:
+        api.report(1, loss=0.5, acc=1)
+        api.report(2, loss=float("nan"))
+    assert s.results[0] == {"loss": 0.5, "acc": 1, "epoch": 1}
+    assert s.results[1]["epoch"] == 2 and math.isnan(s.results[1]["loss"])
+    assert [r["epoch"] for r in seen] == [1, 2] and seen[0] == s.results[0]
+
+
+def test_no_session_prints_to_stderr(capsys):
+    api.report(3, val_accuracy=0.75)
+    err = capsys.readouterr().err
+    assert "epoch 3" in err and "val_accuracy=0.75" in err
+
+
+def test_checkpoint_roundtrip_and_resume():
+    torch = pytest.importorskip("torch")
+    state = {"epoch": 2, "w": torch.arange(3.0), "meta": {"name": "x", "steps": [1, 2]}}
+    with api.local_session() as s:
+        assert api.load_checkpoint() is None
+        api.report(2, loss=1.0, checkpoint=state)
+    (epoch, saved), = s.checkpoints
+    assert epoch == 2 and torch.equal(saved["w"], state["w"]) and saved["meta"] == state["meta"]
+    assert saved is not state  # a copy, as a restore from storage would give
+    with api.local_session(resume_from=s.last_checkpoint):
+        assert api.load_checkpoint()["epoch"] == 2
+
+
+def test_save_checkpoint_is_attached_to_next_report_only():
+    pytest.importorskip("torch")
+    with api.local_session() as s:
+        api.save_checkpoint({"epoch": 1})
+        api.report(1, loss=1.0)
+        api.report(2, loss=0.5)
+    assert [e for e, _ in s.checkpoints] == [1]
+
+
+def test_tensor_metrics_are_converted():
+    torch = pytest.importorskip("torch")
+    with api.local_session() as s:
+        api.report(1, loss=torch.tensor(0.25))
+    assert s.results[0]["loss"] == 0.25 and type(s.results[0]["loss"]) is float
+
+
+@pytest.mark.parametrize(
+    "step,metrics,match",
+    [
+        (-1, {"loss": 1.0}, "step must be a finite number >= 0"),
+        (True, {"loss": 1.0}, "step must be"),
+        ("1", {"loss": 1.0}, "step must be"),
+        (float("inf"), {"loss": 1.0}, "step must be"),
+        (1, {}, "at least one metric"),
+        (1, {"epoch": 1, "loss": 1.0}, "'epoch' is the step argument"),
+        (1, {"loss": "low"}, "metric 'loss' must be a real number, got 'low'"),
+        (1, {"loss": None}, "metric 'loss' must be a real number"),
+        (1, {"flag": True}, "metric 'flag' must be a real number"),
+    ],
+)
+def test_report_rejects_bad_input(step, metrics, match):
+    with api.local_session():
+        with pytest.raises(ValueError, match=match):
+            api.report(step, **metrics)
+
+
+def test_checkpoint_must_be_dict():
+    with api.local_session():
+        with pytest.raises(ValueError, match="checkpoint must be a dict, got list"):
+            api.report(1, loss=1.0, checkpoint=[1, 2])
+        with pytest.raises(ValueError, match="must be a dict, got int"):
+            api.save_checkpoint(3)  # type: ignore[arg-type]
+
+
+def test_not_in_tune_session_here():
+    assert api.in_tune_session() is False
