@@ -152,6 +152,7 @@ def trial_figure(
             label=f"incumbent {_fmt(incumbent_value)}", gid="incumbent",
         )
     ax.axvline(h, color="0.3", linewidth=0.8, linestyle="-.", gid="horizon")
+    ax.set_xlim(left=min([0, *trial.steps]), right=h + max(1, h * 0.02))
 
     if trial.status in ("pruned", "failed") and trial.steps:
         xs = trial.steps[-1]
@@ -170,15 +171,22 @@ def trial_figure(
             color = "black"
         ax.plot([xs], [ys], marker="X", markersize=12, color=color, linestyle="none",
                 label="stopped" if trial.status == "pruned" else "failed", gid="stop_marker")
+        # Point the label towards the middle of the axes so it never runs into the title.
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        right = xs > (x0 + x1) / 2
+        high = ys > (y0 + y1) / 2
         ax.annotate(
-            text, (xs, ys), xytext=(8, 12), textcoords="offset points", fontsize=9, color=color,
+            text, (xs, ys), xytext=(-14 if right else 14, -30 if high else 30),
+            textcoords="offset points", fontsize=9, color=color,
+            ha="right" if right else "left", va="top" if high else "bottom",
             bbox={"boxstyle": "round", "fc": "white", "ec": color, "alpha": 0.9},
+            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.8},
             gid="stop_label",
         )
 
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
-    ax.set_xlim(left=min([0, *trial.steps]), right=h + max(1, h * 0.02))
     ax.set_title(f"trial {trial.trial_id}: {trial.status}")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
