@@ -8,7 +8,8 @@ scoring core (a secret-looking param sets the hygiene penalty to 1 and gates the
   words form api/access/private/secret/auth + key. Word matching keeps ``max_tokens`` and
   ``tokenizer`` clean while ``hf_token``, ``apiKey`` and ``AWS_SECRET_ACCESS_KEY`` are caught.
 * A **value** looks secret when it is a string shaped like a known credential: AWS access key
-  ids, GitHub / Slack / Hugging Face / OpenAI-style / Google API keys, JWTs, PEM private keys.
+  ids, GitHub / Slack / Hugging Face / OpenAI-style / Google API keys, JWTs, PEM private keys,
+  and the redaction marker itself.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def looks_like_secret_value(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     s = value.strip()
-    return any(p.search(s) for p in _VALUE_PATTERNS)
+    # The redaction marker stands for a secret that was there: a config restored from redacted
+    # state still counts as carrying one.
+    return s == REDACTED or any(p.search(s) for p in _VALUE_PATTERNS)
 
 
 def redact(params: Any) -> Any:

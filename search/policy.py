@@ -164,7 +164,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         """JSON-able dict (floats or None)."""
-        return asdict(self)
+        return {k: getattr(self, k) for k in _VERDICT_FIELDS}
 
     def metrics(self) -> dict[str, float]:
         """The numbers a tracker logs as metrics at this step (absent ones left out)."""
@@ -175,6 +175,10 @@ class Verdict:
             if v is not None:
                 out[name] = float(v)
         return out
+
+
+_VERDICT_FIELDS = ("trial_id", "step", "stop", "reason", "p_beat", "q05", "q50", "q95", "incumbent",
+                   "threshold", "forecast_step")
 
 
 def grid_cdf(grid: np.ndarray, x: np.ndarray) -> np.ndarray:

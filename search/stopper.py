@@ -103,7 +103,7 @@ class CurveStopper:
         self._n_completed = 0
         self._best_seen = _Top2()
         self._same_step: dict[float, _Top2] = {}
-        self.last_verdict: dict[str, dict] = {}
+        self._last: dict[str, Verdict | dict] = {}
         self.n_forecasts = 0  # curves forecast (for measurements)
         self.n_batches = 0
 
@@ -159,6 +159,40 @@ class CurveStopper:
             if math.isfinite(v):
                 self._completed_best = max(self._completed_best, v)
                 self._n_completed += 1
+
+    def record_final(self, trial_id: str, value: float) -> None:
+        """A trial finished with final ``value`` (user units), as reported by the framework
+        (Optuna's objective value); it may become the incumbent."""
+        tid = str(trial_id)
+        self.add_trial(tid, alive=False)
+        self._dirty.discard(self.store.row(tid))
+        v = self.sign * float(value)
+        if math.isfinite(v):
+            self._completed_best = max(self._completed_best, v)
+            self._n_completed += 1
+
+    def record(self, trial_id: str, step: float, value: float) -> None:
+        """Record a point without judging it (catching up on points seen elsewhere)."""
+        tid = str(trial_id)
+        if tid not in self.store:
+            self.add_trial(tid)
+        r = self.store.row(tid)
+        if self.store.append(tid, float(step), float(value)):
+            v = self.sign * float(value)
+            if math.isfinite(v):
+                self._best[r] = max(self._best[r], v)
+                self._best_seen.push(v, r)
+                self._same_step.setdefault(float(step), _Top2()).push(v, r)
+            self._dirty.add(r)
+
+    @property
+    def last_verdict(self) -> dict[str, dict]:
+        """The last verdict per trial id, as dicts (built on access)."""
+        return {k: (v.to_dict() if isinstance(v, Verdict) else v) for k, v in self._last.items()}
+
+    def last_verdict_of(self, trial_id: str) -> dict | None:
+        v = self._last.get(str(trial_id))
+        return v.to_dict() if isinstance(v, Verdict) else v
 
     @property
     def incumbent(self) -> float | None:
@@ -222,7 +256,7 @@ class CurveStopper:
         return self._emit(vd)
 
     def _emit(self, vd: Verdict) -> Verdict:
-        self.last_verdict[vd.trial_id] = vd.to_dict()
+        self._last[vd.trial_id] = vd
         if self.on_verdict is not None:
             self.on_verdict(vd)
         return vd
@@ -239,7 +273,9 @@ class CurveStopper:
         return -math.inf
 
     def _forecast_batch(self) -> None:
-        st, g = self.store, self.config.grace_epochs
+        # trials one step short of their first decision come along: their forecast is at most
+        # max_forecast_age old when they need it
+        st, g = self.store, self.config.grace_epochs - self.config.max_forecast_age
         rows = sorted(
             r for r in self._dirty
             if self._alive[r] and g <= st.last_step_row(r) < self.horizon
@@ -311,7 +347,7 @@ class CurveStopper:
         if data.get("completed_best") is not None:
             fresh._completed_best = float(data["completed_best"])
             fresh._n_completed = int(data.get("n_completed", 1))
-        fresh.last_verdict = dict(data.get("last_verdict", {}))
+        fresh._last = dict(data.get("last_verdict", {}))
         self.__dict__.update(fresh.__dict__)
 
     @classmethod
@@ -320,6 +356,25 @@ class CurveStopper:
         s = cls(model, horizon=float(data["horizon"]), mode=data["mode"], config=cfg, **kw)
         s.load_dict(data)
         return s
+
+
+def resolve_model(spec: "str | CurveModel") -> CurveModel:
+    """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``."""
+    if isinstance(spec, CurveModel):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"model must be a CurveModel or a model name, got {spec!r}")
+    try:
+        from search.forecast import get_model
+    except ImportError:
+        get_model = None
+    if get_model is not None:
+        return get_model(spec)
+    if spec == "last-value":
+        from search.forecast.base import LastValueModel
+
+        return LastValueModel()
+    raise ValueError(f"unknown model {spec!r} (search.forecast.get_model is not available)")
 
 
 def _json_safe(d: dict) -> dict:

@@ -44,29 +44,10 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.forecast.base import CurveModel
 from search.policy import PolicyConfig, Verdict
-from search.stopper import CurveStopper
+from search.stopper import CurveStopper, resolve_model
 
 log = logging.getLogger(__name__)
 STATE_FILE = "sweepcast_curve_scheduler.json"
-
-
-def resolve_model(spec: str | CurveModel) -> CurveModel:
-    """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``."""
-    if isinstance(spec, CurveModel):
-        return spec
-    if not isinstance(spec, str):
-        raise ValueError(f"model must be a CurveModel or a model name, got {spec!r}")
-    try:
-        from search.forecast import get_model
-    except ImportError:
-        get_model = None
-    if get_model is not None:
-        return get_model(spec)
-    if spec == "last-value":
-        from search.forecast.base import LastValueModel
-
-        return LastValueModel()
-    raise ValueError(f"unknown model {spec!r} (search.forecast.get_model is not available)")
 
 
 class CurveScheduler(FIFOScheduler):
@@ -201,7 +182,7 @@ class CurveScheduler(FIFOScheduler):
 
     def last_verdict(self, trial_id: str) -> dict | None:
         """The last verdict on ``trial_id`` as a dict (see ``Verdict.to_dict``), or None."""
-        return None if self._stopper is None else self._stopper.last_verdict.get(str(trial_id))
+        return None if self._stopper is None else self._stopper.last_verdict_of(trial_id)
 
     # -- state -----------------------------------------------------------------------------------
     def _bind_state(self, trial: Trial) -> None:

@@ -1,0 +1,114 @@
+"""``sweepcast replay``: what would a pruner have saved and lost on recorded curves?
+
+Examples::
+
+    sweepcast replay --curves ../shared/data/curves --schedulers curve,asha,median,hyperband,fifo \\
+        --workers 8 --seeds 3 --max-configs 200 --json replay.json
+    sweepcast replay --from-mlflow my-sweep --metric val_loss --mode min --schedulers curve,asha
+
+Prints a per-task table and a summary; ``--json`` writes ``{"results": [...], "summary":
+[...], "settings": {...}}`` (fields in ``search.replay.sim``). Ray / Optuna / torch are
+imported only when a scheduler or model needs them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+KNOWN = ("curve", "curve-tune", "asha", "median", "hyperband", "fifo", "optuna-median",
+         "optuna-sh", "optuna-hyperband")
+
+
+def _split(ctx, param, value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    bad = [n for n in names if n not in KNOWN]
+    if bad or not names:
+        raise click.BadParameter(f"unknown scheduler(s) {bad or value!r}; known: {', '.join(KNOWN)}")
+    return names
+
+
+@click.command("replay")
+@click.option("--curves", "curves", type=click.Path(exists=True, path_type=Path),
+              help="A benchmark folder with curves.csv.gz, or a folder of them.")
+@click.option("--from-mlflow", "experiment", default=None,
+              help="Replay a past sweep: an MLflow experiment name or id.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (with --from-mlflow).")
+@click.option("--metric", default=None, help="Metric name (with --from-mlflow).")
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None,
+              help="Metric direction (with --from-mlflow).")
+@click.option("--tasks", default=None, help="Comma-separated task names to keep.")
+@click.option("--schedulers", default="curve,asha,median,hyperband,fifo", callback=_split,
+              show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--max-configs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--model", default="pfn", show_default=True,
+              help="Forecaster for the curve scheduler (pfn, parametric, last-value).")
+@click.option("--threshold", type=float, default=None, help="Curve scheduler threshold.")
+@click.option("--grace-epochs", type=int, default=None)
+@click.option("--decision-interval", type=int, default=None)
+@click.option("--compute-exponent", type=float, default=None)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write results as JSON here.")
+def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, workers, seeds,
+            max_configs, model, threshold, grace_epochs, decision_interval, compute_exponent,
+            json_out) -> None:
+    """Replay recorded learning curves through pruning schedulers and compare them."""
+    from search.policy import PolicyConfig
+    from search.replay.run import format_table, run_all, summarize
+
+    if (curves is None) == (experiment is None):
+        raise click.UsageError("give exactly one of --curves DIR or --from-mlflow EXPERIMENT")
+    keep = None if tasks is None else {t.strip() for t in tasks.split(",") if t.strip()}
+    if curves is not None:
+        from search.replay.data import load_curves
+
+        try:
+            loaded = load_curves(curves, keep)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--curves") from None
+    else:
+        if not metric or not mode:
+            raise click.UsageError("--from-mlflow needs --metric and --mode")
+        from orchestrator.tracking.history import load_sweep_curves
+
+        loaded = [load_sweep_curves(experiment, metric=metric, mode=mode,
+                                    tracking_uri=tracking_uri)]
+    if not loaded:
+        raise click.BadParameter(f"no tasks matched {tasks!r}", param_hint="--tasks")
+    defaults = PolicyConfig()
+    try:
+        cfg = PolicyConfig(
+            threshold=defaults.threshold if threshold is None else threshold,
+            grace_epochs=defaults.grace_epochs if grace_epochs is None else grace_epochs,
+            decision_interval=(defaults.decision_interval if decision_interval is None
+                               else decision_interval),
+            compute_exponent=(defaults.compute_exponent if compute_exponent is None
+                              else compute_exponent),
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    fc = None
+    if any(s.startswith("curve") for s in schedulers):
+        import torch
+
+        torch.set_num_threads(1)
+        from search.stopper import resolve_model
+
+        fc = resolve_model(model)
+    results = run_all(loaded, schedulers, model=fc, config=cfg, workers=workers, seeds=seeds,
+                      max_configs=max_configs, progress=lambda m: click.echo(m, err=True))
+    click.echo(format_table(results))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "results": results,
+            "summary": summarize(results),
+            "settings": {"workers": workers, "seeds": seeds, "max_configs": max_configs,
+                         "model": model, "policy": cfg.to_dict(),
+                         "source": str(curves) if curves else f"mlflow:{experiment}"},
+        }, indent=1))
+        click.echo(f"wrote {json_out}", err=True)

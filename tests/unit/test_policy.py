@@ -1,0 +1,266 @@
+"""The curve stopping policy and stopper: reason codes, edge cases, mode, state, batching."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from search.forecast.base import CurveModel, LastValueModel, SampleForecast, check_batch
+from search.policy import QUANTILE_GRID, PolicyConfig, Reason, Verdict, grid_cdf, judge
+from search.stopper import CurveStopper
+
+
+class GaussModel(CurveModel):
+    """Final value ~ N(last finite value, sd^2), as 400 deterministic quantile samples."""
+
+    name = "gauss"
+
+    def __init__(self, sd: float = 0.05):
+        self.sd = sd
+        self.calls: list[int] = []
+
+    def forecast(self, curves, target_step, *, mode="max"):
+        check_batch(curves, target_step)
+        self.calls.append(len(curves))
+        z = norm.ppf((np.arange(400) + 0.5) / 400)
+        last = np.array([c.values[np.isfinite(c.values)][-1] for c in curves])
+        return SampleForecast(last[:, None] + self.sd * z[None, :])
+
+
+class BrokenModel(CurveModel):
+    def forecast(self, curves, target_step, *, mode="max"):
+        raise RuntimeError("boom")
+
+
+class NanModel(CurveModel):
+    def forecast(self, curves, target_step, *, mode="max"):
+        return SampleForecast(np.full((len(curves), 3), np.nan))
+
+
+def stopper(model=None, mode="max", horizon=10, **kw):
+    kw.setdefault("grace_epochs", 2)
+    return CurveStopper(model or GaussModel(), horizon=horizon, mode=mode, config=PolicyConfig(**kw))
+
+
+def finish(s: CurveStopper, tid: str, final: float, horizon: int = 10):
+    for e in range(1, horizon + 1):
+        s.observe(tid, e, final)
+    s.complete_trial(tid)
+
+
+def test_reason_grace_then_no_incumbent_for_a_single_trial():
+    s = stopper()
+    assert s.observe("a", 1, 0.5).reason == Reason.GRACE.value
+    v = s.observe("a", 2, 0.5)
+    assert (v.stop, v.reason) == (False, "no_incumbent")
+    assert v.p_beat is None
+
+
+def test_p_beat_low_stops_and_carries_forecast_in_user_units():
+    s = stopper()
+    finish(s, "good", 0.9)
+    assert s.incumbent == pytest.approx(0.9)
+    s.observe("bad", 1, 0.3)
+    v = s.observe("bad", 2, 0.3)
+    assert v.stop and v.reason == "p_beat_low"
+    assert v.p_beat < 0.05
+    assert v.q05 < v.q50 < v.q95
+    assert v.q50 == pytest.approx(0.3, abs=1e-3)
+    assert v.incumbent == pytest.approx(0.9)
+
+
+def test_p_beat_ok_when_close_to_incumbent():
+    s = stopper(model=GaussModel(0.1))
+    finish(s, "good", 0.9)
+    s.observe("near", 1, 0.85)
+    v = s.observe("near", 2, 0.85)
+    assert not v.stop and v.reason == "p_beat_ok"
+    assert v.p_beat == pytest.approx(1 - norm.cdf(0.5), abs=0.02)
+
+
+def test_beats_incumbent_is_never_stopped_even_if_forecast_is_low():
+    s = stopper(model=LastValueModel())
+    finish(s, "good", 0.9)
+    s.observe("x", 1, 0.95)  # best observed beats the incumbent
+    v = s.observe("x", 2, 0.1)  # latest value collapses, forecast is 0.1
+    assert not v.stop and v.reason == "beats_incumbent"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_diverged_stops_even_during_grace(bad):
+    s = stopper()
+    v = s.observe("a", 1, bad)
+    assert v.stop and v.reason == "diverged"
+
+
+@pytest.mark.parametrize("missing", [None, "abc", True])
+def test_missing_or_non_numeric_metric_is_an_error_verdict_not_a_crash(missing):
+    s = stopper()
+    v = s.observe("a", 3, missing)
+    assert not v.stop and v.reason == "bad_metric" and v.is_error
+
+
+@pytest.mark.parametrize("model", [BrokenModel(), NanModel()])
+def test_model_failure_gives_model_error_and_continues(model):
+    s = stopper(model=model)
+    finish(s, "good", 0.9)
+    s.observe("b", 1, 0.1)
+    v = s.observe("b", 2, 0.1)
+    assert not v.stop and v.reason == "model_error" and v.is_error
+
+
+def test_mode_min_mirrors_max_and_reports_user_quantiles():
+    smax, smin = stopper(mode="max"), stopper(mode="min")
+    finish(smax, "good", 0.9)
+    finish(smin, "good", -0.9)
+    smax.observe("b", 1, 0.8)
+    smin.observe("b", 1, -0.8)
+    vmax, vmin = smax.observe("b", 2, 0.8), smin.observe("b", 2, -0.8)
+    assert vmax.reason == vmin.reason
+    assert vmax.p_beat == pytest.approx(vmin.p_beat)
+    assert vmin.q05 == pytest.approx(-vmax.q95) and vmin.q95 == pytest.approx(-vmax.q05)
+    assert vmin.q05 < vmin.q50 < vmin.q95
+    assert vmin.incumbent == pytest.approx(-0.9)
+    # in min mode a *lower* loss beats the incumbent
+    smin.observe("c", 1, -0.95)
+    assert smin.observe("c", 2, -0.95).reason == "beats_incumbent"
+
+
+def test_all_trials_equal_do_not_crash_and_are_not_strictly_better():
+    s = stopper(model=LastValueModel())
+    finish(s, "a", 0.5)
+    s.observe("b", 1, 0.5)
+    v = s.observe("b", 2, 0.5)
+    # a point forecast equal to the incumbent cannot strictly beat it
+    assert v.p_beat == 0.0 and v.stop
+
+
+def test_same_step_incumbent_before_any_completion_and_none_option():
+    s = stopper(model=LastValueModel())
+    for tid, val in (("a", 0.9), ("b", 0.2)):
+        s.observe(tid, 1, val)
+    s.observe("a", 2, 0.9)
+    v = s.observe("b", 2, 0.2)
+    assert v.stop and v.incumbent == pytest.approx(0.9)
+    s2 = stopper(model=LastValueModel(), before_completion="none")
+    for tid, val in (("a", 0.9), ("b", 0.2)):
+        s2.observe(tid, 1, val)
+    s2.observe("a", 2, 0.9)
+    assert s2.observe("b", 2, 0.2).reason == "no_incumbent"
+
+
+def test_decision_interval_and_horizon():
+    s = stopper(model=LastValueModel(), decision_interval=3)
+    finish(s, "good", 0.9)
+    reasons = [s.observe("b", e, 0.1).reason for e in range(1, 3)]
+    assert reasons[0] == "grace" and reasons[1] == "p_beat_low"
+    s2 = stopper(model=LastValueModel(), decision_interval=3)
+    finish(s2, "good", 0.9)
+    got = [s2.observe("c", e, 0.95).reason for e in (1, 2, 3, 4, 5)]
+    assert got == ["grace", "beats_incumbent", "not_due", "not_due", "beats_incumbent"]
+    assert s2.observe("c", 10, 0.1).reason == "horizon"
+
+
+def test_compute_exponent_lowers_the_threshold_near_the_horizon():
+    cfg = PolicyConfig(threshold=0.2, compute_exponent=1.0, grace_epochs=1)
+    steps = np.array([1.0, 9.0])
+    grid = np.tile(QUANTILE_GRID, (2, 1))  # uniform(0, 1) final value
+    inc = np.array([0.9, 0.9])  # p_beat = 0.1 for both
+    vs = judge(cfg, trial_ids=["a", "b"], steps=steps, latest=np.array([0.1, 0.1]),
+               best=np.array([0.1, 0.1]), incumbent=inc, grid=grid, horizon=10, mode="max")
+    assert vs[0].stop and vs[0].threshold == pytest.approx(0.18)
+    assert not vs[1].stop and vs[1].threshold == pytest.approx(0.02)
+
+
+def test_grid_cdf_interpolates_and_handles_point_masses():
+    grid = np.vstack([QUANTILE_GRID, np.full_like(QUANTILE_GRID, 0.3)])
+    cdf = grid_cdf(grid, np.array([0.5, 0.3]))
+    assert cdf[0] == pytest.approx(0.5)
+    assert cdf[1] == 1.0
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(threshold=0.0), "threshold must be in \\(0, 1\\), got 0.0"),
+    (dict(threshold=1.5), "got 1.5"),
+    (dict(grace_epochs=-1), "grace_epochs must be an integer >= 0, got -1"),
+    (dict(decision_interval=0), "decision_interval must be an integer >= 1, got 0"),
+    (dict(compute_exponent=-1.0), "compute_exponent"),
+    (dict(incumbent="median"), "incumbent must be"),
+])
+def test_config_errors_name_the_value(kw, match):
+    with pytest.raises(ValueError, match=match):
+        PolicyConfig(**kw)
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'up'"):
+        CurveStopper(GaussModel(), horizon=10, mode="up")
+    with pytest.raises(ValueError, match="horizon must be a finite number > 0, got 0"):
+        CurveStopper(GaussModel(), horizon=0, mode="max")
+
+
+def test_batched_forecasts_amortise_over_trials_and_reuse_cache():
+    m = GaussModel()
+    s = stopper(model=m, max_forecast_age=1)
+    finish(s, "good", 0.9)
+    n = 20
+    for e in range(1, 6):
+        for i in range(n):
+            s.observe(f"t{i}", e, 0.85)
+    # 3 decision steps x 20 trials = 60 decisions, far fewer forecast calls
+    assert sum(m.calls) >= n
+    assert len(m.calls) <= 6
+    assert max(m.calls) >= n - 1
+
+
+def test_new_incumbent_applies_to_cached_forecasts():
+    s = stopper(model=GaussModel(0.05), max_forecast_age=5)
+    finish(s, "good", 0.5)
+    s.observe("b", 1, 0.6)
+    assert s.observe("b", 2, 0.6).reason == "beats_incumbent"
+    finish(s, "better", 0.9)
+    s.observe("c", 1, 0.2)  # another trial, forecast cached for b at step 2 is reused
+    v = s.observe("b", 3, 0.6)
+    assert v.stop and v.incumbent == pytest.approx(0.9)
+
+
+def test_state_round_trips_through_json_and_keeps_decisions():
+    s = stopper(model=LastValueModel())
+    finish(s, "good", 0.9)
+    s.observe("b", 1, float("nan"))
+    s.observe("c", 1, 0.4)
+    data = json.loads(json.dumps(s.to_dict()))
+    r = CurveStopper.from_dict(data, LastValueModel())
+    assert r.incumbent == pytest.approx(0.9)
+    assert math.isnan(r.store.values("b")[0])
+    assert r.last_verdict_of("b")["reason"] == "diverged"
+    v = r.observe("c", 2, 0.4)
+    assert v.stop and v.reason == "p_beat_low"
+    with pytest.raises(ValueError, match="mode='max'"):
+        CurveStopper(LastValueModel(), horizon=10, mode="min").load_dict(data)
+
+
+def test_restarted_trial_drops_later_points_and_add_is_idempotent():
+    s = stopper(model=LastValueModel())
+    s.add_trial("a")
+    for e in (1, 2, 3):
+        s.observe("a", e, 0.1 * e)
+    s.add_trial("a")
+    assert s.store.length("a") == 3
+    s.observe("a", 2, 0.7)  # restarted from a checkpoint at epoch 1
+    assert s.store.values("a").tolist() == [0.1, 0.7]
+
+
+def test_verdict_sink_and_metrics():
+    seen: list[Verdict] = []
+    s = CurveStopper(GaussModel(), horizon=10, mode="max",
+                     config=PolicyConfig(grace_epochs=1), on_verdict=seen.append)
+    finish(s, "good", 0.9)
+    v = s.observe("b", 1, 0.2)
+    assert seen[-1] is v
+    assert set(v.metrics()) == {"p_beat", "forecast_q05", "forecast_q50", "forecast_q95"}
+    assert json.loads(json.dumps(v.to_dict()))["reason"] == "p_beat_low"
