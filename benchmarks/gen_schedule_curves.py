@@ -5,7 +5,7 @@ Runs ``trials.examples.mlp:train`` outside Ray, in a plain loop on one thread, t
 sample of hyperparameter configs whose ``lr_schedule`` is constant, cosine, step or one-cycle,
 and writes them in the format of ``../shared/data/curves``::
 
-    python benchmarks/gen_schedule_curves.py --configs 100 --epochs 50 --seed 0 \
+    python benchmarks/gen_schedule_curves.py --configs 80 --epochs 50 --seed 0 \
         --out benchmarks/data/schedule_curves
 
 Two tasks (one sweep each): ``digits_mlp_adam`` (Adam/AdamW) and ``digits_mlp_sgd`` (SGD with
@@ -94,15 +94,17 @@ def main(argv: list[str] | None = None) -> None:
     configs: dict[str, dict[str, dict]] = {}
     t0, c0 = time.time(), time.process_time()
     stopped = False
-    for ti, (task, opts) in enumerate(TASKS.items()):
-        rng = np.random.default_rng([a.seed, ti])
+    rngs = {task: np.random.default_rng([a.seed, ti]) for ti, task in enumerate(TASKS)}
+    for task in TASKS:
         configs[task] = {}
-        for i in range(a.configs):
+    # tasks interleaved, config by config, so a run cut short by --max-minutes stays balanced
+    for i in range(a.configs):
+        for task, opts in TASKS.items():
             if a.max_minutes and time.time() - t0 > a.max_minutes * 60:
                 stopped = True
                 break
             cid = f"{i:04d}"
-            cfg = sample_config(rng, opts, a.epochs, seed=int(rng.integers(0, 10_000)))
+            cfg = sample_config(rngs[task], opts, a.epochs, seed=int(rngs[task].integers(0, 10_000)))
             configs[task][cid] = cfg
             for r in run_config(cfg):
                 v = r["val_loss"]
