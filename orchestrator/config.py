@@ -134,9 +134,7 @@ class SearchConfig(_Strict):
 
     @field_validator("space")
     @classmethod
-    def _space_fits_algorithm(
-        cls, v: dict[str, Any], info: ValidationInfo
-    ) -> dict[str, Any]:
+    def _space_fits_algorithm(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         algo = info.data.get("algorithm")
         for name in v:
             if name in RESERVED_PARAMS:

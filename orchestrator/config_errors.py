@@ -120,8 +120,10 @@ DISCRIMINATORS = ("scheduler", "type")
 def _tag_of(model: Any, value: dict[str, Any]) -> tuple[str, Any] | None:
     """``(field, tag)`` when ``value`` selects ``model`` through its discriminator field."""
     for name, f in model.model_fields.items():
-        if name in DISCRIMINATORS and typing.get_origin(f.annotation) is Literal and value.get(name) in typing.get_args(
-            f.annotation
+        if (
+            name in DISCRIMINATORS
+            and typing.get_origin(f.annotation) is Literal
+            and value.get(name) in typing.get_args(f.annotation)
         ):
             return name, value[name]
     return None
@@ -163,10 +165,13 @@ def _data_path(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Path_, b
     cur = data
     found = True
     for i, el in enumerate(loc):
-        if isinstance(cur, dict) and el in cur:
-            path.append(el)
-            cur = cur[el]
-        elif isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur):
+        if (
+            isinstance(cur, dict)
+            and el in cur
+            or isinstance(cur, list)
+            and isinstance(el, int)
+            and 0 <= el < len(cur)
+        ):
             path.append(el)
             cur = cur[el]
         elif missing and i == len(loc) - 1 and isinstance(el, str) and isinstance(cur, dict):
@@ -237,9 +242,11 @@ def _message(err: dict[str, Any], root: Any, data: Any, path: Path_) -> str:
         return msg
     if t == "literal_error":
         return "must be " + str(ctx.get("expected", msg))
-    return msg.replace("Input should be", "must be").replace(
-        "Dictionary should", "must"
-    ).replace("List should", "must")
+    return (
+        msg.replace("Input should be", "must be")
+        .replace("Dictionary should", "must")
+        .replace("List should", "must")
+    )
 
 
 def _known_tags(disc: str) -> str:
@@ -265,7 +272,7 @@ def _get(data: Any, path: Path_) -> Any:
 
 
 def problems_from(
-    exc: "ValidationError", data: Any, lines: dict[Path_, int], root: "type[BaseModel]"
+    exc: ValidationError, data: Any, lines: dict[Path_, int], root: type[BaseModel]
 ) -> list[Problem]:
     """Translate a pydantic ``ValidationError`` into ``Problem``s sorted by line.
 
@@ -307,7 +314,7 @@ def problems_from(
 # --------------------------------------------------------------------- trainable import
 
 
-def check_trainable(cfg: "SweepConfig", lines: dict[Path_, int]) -> list[Problem]:
+def check_trainable(cfg: SweepConfig, lines: dict[Path_, int]) -> list[Problem]:
     """Import ``cfg.trainable`` and check it is callable; if it declares
     ``hyperparameters`` (a collection of names), check the search space only samples those.
 
@@ -333,13 +340,18 @@ def check_trainable(cfg: "SweepConfig", lines: dict[Path_, int]) -> list[Problem
     fn = getattr(mod, fn_name, None)
     if fn is None:
         return [
-            Problem("trainable", f"module {mod_name!r} has no attribute {fn_name!r}", line,
-                    cfg.trainable)
+            Problem(
+                "trainable",
+                f"module {mod_name!r} has no attribute {fn_name!r}",
+                line,
+                cfg.trainable,
+            )
         ]
     if not callable(fn):
         return [
-            Problem("trainable", f"is not callable (it is a {type(fn).__name__})", line,
-                    cfg.trainable)
+            Problem(
+                "trainable", f"is not callable (it is a {type(fn).__name__})", line, cfg.trainable
+            )
         ]
     accepted = getattr(fn, "hyperparameters", None)
     problems: list[Problem] = []

@@ -19,7 +19,7 @@ curve       threshold, grace_epochs, decision_interval, model (sweepcast's forec
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,7 +77,7 @@ class CurvePruning(_Pruning):
 
 
 PruningConfig = Annotated[
-    Union[FifoPruning, AshaPruning, MedianPruning, HyperbandPruning, CurvePruning],
+    FifoPruning | AshaPruning | MedianPruning | HyperbandPruning | CurvePruning,
     Field(discriminator="scheduler"),
 ]
 

@@ -26,7 +26,7 @@ _FLOAT_RE = re.compile(
     |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
-    re.X,
+    re.VERBOSE,
 )
 
 
@@ -169,7 +169,9 @@ def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     except FileNotFoundError:
         raise ConfigError(str(path), [Problem("", "no such file", None)]) from None
     except IsADirectoryError:
-        raise ConfigError(str(path), [Problem("", "is a directory, not a config file", None)]) from None
+        raise ConfigError(
+            str(path), [Problem("", "is a directory, not a config file", None)]
+        ) from None
     except UnicodeDecodeError as e:
         raise ConfigError(str(path), [Problem("", f"not UTF-8 text ({e.reason})", None)]) from None
     except OSError as e:

@@ -46,10 +46,11 @@ import math
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -149,11 +150,11 @@ def _as_number(name: str, v: Any) -> float | int:
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"metric {name!r} must be a scalar, got {v!r}") from e
     if isinstance(v, bool) or not isinstance(v, Real):
-        raise ValueError(f"metric {name!r} must be a real number, got {v!r}")
+        raise TypeError(f"metric {name!r} must be a real number, got {v!r}")
     return v if isinstance(v, int) else float(v)
 
 
-def report(step: int | float, *, checkpoint: dict[str, Any] | None = None, **metrics: Any) -> None:
+def report(step: float, *, checkpoint: dict[str, Any] | None = None, **metrics: Any) -> None:
     """Report one epoch's metrics (and optionally a checkpoint) for the current trial.
 
     Args:
@@ -163,8 +164,9 @@ def report(step: int | float, *, checkpoint: dict[str, Any] | None = None, **met
         **metrics: metric name -> real number (NaN allowed). ``epoch`` may not be given.
 
     Raises:
-        ValueError: a non-numeric or negative/non-finite ``step``, a non-numeric metric, no
-            metrics at all, or a metric named ``epoch``.
+        ValueError: a non-numeric or negative/non-finite ``step``, no metrics at all, or a
+            metric named ``epoch``.
+        TypeError: a metric that is not a real number, a checkpoint that is not a dict.
     """
     global _pending_checkpoint
     if isinstance(step, bool) or not isinstance(step, Real) or not math.isfinite(step) or step < 0:
@@ -178,7 +180,7 @@ def report(step: int | float, *, checkpoint: dict[str, Any] | None = None, **met
     state = checkpoint if checkpoint is not None else _pending_checkpoint
     _pending_checkpoint = None
     if state is not None and not isinstance(state, dict):
-        raise ValueError(f"checkpoint must be a dict, got {type(state).__name__}")
+        raise TypeError(f"checkpoint must be a dict, got {type(state).__name__}")
 
     if in_tune_session():
         from ray import tune
@@ -212,7 +214,7 @@ def save_checkpoint(state: dict[str, Any]) -> None:
     checkpoint together with a result). ``report(step, checkpoint=state, ...)`` does both."""
     global _pending_checkpoint
     if not isinstance(state, dict):
-        raise ValueError(f"checkpoint state must be a dict, got {type(state).__name__}")
+        raise TypeError(f"checkpoint state must be a dict, got {type(state).__name__}")
     _pending_checkpoint = state
 
 
@@ -247,7 +249,9 @@ def _read_state(d: Path) -> dict[str, Any]:
 
     f = d / CHECKPOINT_FILE
     if not f.exists():
-        raise FileNotFoundError(f"checkpoint {d} has no {CHECKPOINT_FILE} (not a sweepcast checkpoint)")
+        raise FileNotFoundError(
+            f"checkpoint {d} has no {CHECKPOINT_FILE} (not a sweepcast checkpoint)"
+        )
     try:
         state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -256,7 +260,7 @@ def _read_state(d: Path) -> dict[str, Any]:
             f"keep checkpoint state to those ({e})"
         ) from e
     if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {f} does not hold a dict, got {type(state).__name__}")
+        raise TypeError(f"checkpoint {f} does not hold a dict, got {type(state).__name__}")
     return state
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from trials import api
@@ -32,8 +34,16 @@ def test_trains_and_improves():
 
 @pytest.mark.slow
 def test_resume_continues_exactly():
-    cfg = {"lr": 0.05, "max_epochs": 4, "width": 16, "depth": 1, "optimizer": "sgd",
-           "lr_schedule": "cosine", "dropout": 0.1, "seed": 3}
+    cfg = {
+        "lr": 0.05,
+        "max_epochs": 4,
+        "width": 16,
+        "depth": 1,
+        "optimizer": "sgd",
+        "lr_schedule": "cosine",
+        "dropout": 0.1,
+        "seed": 3,
+    }
     full = run(cfg)
     resumed = run(cfg, resume_from=full.checkpoints[1][1])  # after epoch 2
     assert [r["epoch"] for r in resumed.results] == [3, 4]
@@ -43,8 +53,18 @@ def test_resume_continues_exactly():
 
 @pytest.mark.slow
 def test_schedule_drives_the_learning_rate():
-    s = run({"lr": 0.1, "max_epochs": 6, "width": 8, "depth": 1, "optimizer": "sgd",
-             "lr_schedule": "step", "schedule_step_size": 2, "schedule_gamma": 0.5})
+    s = run(
+        {
+            "lr": 0.1,
+            "max_epochs": 6,
+            "width": 8,
+            "depth": 1,
+            "optimizer": "sgd",
+            "lr_schedule": "step",
+            "schedule_step_size": 2,
+            "schedule_gamma": 0.5,
+        }
+    )
     assert [r["lr"] for r in s.results] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
 
 
@@ -92,14 +112,26 @@ def test_numpy_scalars_accepted():
 
 def test_declares_hyperparameters_for_validate():
     names = mlp.train.hyperparameters
-    assert {"lr", "width", "depth", "dropout", "weight_decay", "batch_size", "optimizer",
-            "lr_schedule", "max_epochs", "seed", "schedule_gamma", "schedule_min_factor"} <= names
+    assert {
+        "lr",
+        "width",
+        "depth",
+        "dropout",
+        "weight_decay",
+        "batch_size",
+        "optimizer",
+        "lr_schedule",
+        "max_epochs",
+        "seed",
+        "schedule_gamma",
+        "schedule_min_factor",
+    } <= names
 
 
 def test_schedules():
     assert schedules.lr_curve(4, 1.0, "constant") == [1.0] * 4
     cos = schedules.lr_curve(4, 1.0, "cosine")
-    assert cos[0] == 1.0 and all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] > 0
+    assert cos[0] == 1.0 and all(a > b for a, b in itertools.pairwise(cos)) and cos[-1] > 0
     assert schedules.lr_curve(6, 1.0, "step") == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     with pytest.raises(ValueError, match="unknown lr schedule 'warp'"):
         schedules.lr_at(1, 3, 0.1, "warp")

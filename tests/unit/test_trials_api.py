@@ -31,7 +31,7 @@ def test_checkpoint_roundtrip_and_resume():
     with api.local_session() as s:
         assert api.load_checkpoint() is None
         api.report(2, loss=1.0, checkpoint=state)
-    (epoch, saved), = s.checkpoints
+    ((epoch, saved),) = s.checkpoints
     assert epoch == 2 and torch.equal(saved["w"], state["w"]) and saved["meta"] == state["meta"]
     assert saved is not state  # a copy, as a restore from storage would give
     with api.local_session(resume_from=s.last_checkpoint):
@@ -63,22 +63,31 @@ def test_tensor_metrics_are_converted():
         (float("inf"), {"loss": 1.0}, "step must be"),
         (1, {}, "at least one metric"),
         (1, {"epoch": 1, "loss": 1.0}, "'epoch' is the step argument"),
-        (1, {"loss": "low"}, "metric 'loss' must be a real number, got 'low'"),
-        (1, {"loss": None}, "metric 'loss' must be a real number"),
-        (1, {"flag": True}, "metric 'flag' must be a real number"),
     ],
 )
 def test_report_rejects_bad_input(step, metrics, match):
-    with api.local_session():
-        with pytest.raises(ValueError, match=match):
-            api.report(step, **metrics)
+    with api.local_session(), pytest.raises(ValueError, match=match):
+        api.report(step, **metrics)
+
+
+@pytest.mark.parametrize(
+    "metrics,match",
+    [
+        ({"loss": "low"}, "metric 'loss' must be a real number, got 'low'"),
+        ({"loss": None}, "metric 'loss' must be a real number"),
+        ({"flag": True}, "metric 'flag' must be a real number"),
+    ],
+)
+def test_report_rejects_non_numeric_metrics(metrics, match):
+    with api.local_session(), pytest.raises(TypeError, match=match):
+        api.report(1, **metrics)
 
 
 def test_checkpoint_must_be_dict():
     with api.local_session():
-        with pytest.raises(ValueError, match="checkpoint must be a dict, got list"):
+        with pytest.raises(TypeError, match="checkpoint must be a dict, got list"):
             api.report(1, loss=1.0, checkpoint=[1, 2])
-        with pytest.raises(ValueError, match="must be a dict, got int"):
+        with pytest.raises(TypeError, match="must be a dict, got int"):
             api.save_checkpoint(3)  # type: ignore[arg-type]
 
 

@@ -70,7 +70,7 @@ def parse_config(config: dict[str, Any]) -> dict[str, Any]:
         ValueError: naming the unknown keys, or the key and value that is out of range.
     """
     if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict, got {type(config).__name__}")
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
     cfg = {k: _plain(v) for k, v in config.items()}
     known = hyperparameter_names()
     unknown = sorted(k for k in cfg if k not in known)
@@ -106,7 +106,7 @@ def parse_config(config: dict[str, Any]) -> dict[str, Any]:
     if hp["lr_schedule"] not in schedules.SCHEDULES:
         raise bad("lr_schedule", f"one of {', '.join(sorted(schedules.SCHEDULES))}")
     sched_params = {
-        k[len(SCHEDULE_PREFIX):]: v for k, v in hp.items() if k.startswith(SCHEDULE_PREFIX)
+        k[len(SCHEDULE_PREFIX) :]: v for k, v in hp.items() if k.startswith(SCHEDULE_PREFIX)
     }
     # Fail now, not at epoch 1: unknown or out-of-range schedule parameters.
     schedules.lr_at(1, hp["max_epochs"], hp["lr"], hp["lr_schedule"], **sched_params)
