@@ -254,7 +254,12 @@ def lr_per_step(spec: Schedule | Mapping[str, Any], horizon: int) -> np.ndarray:
         shape (horizon,), float64, finite and >= 0.
     """
     horizon = _num("horizon", horizon, lo=1, integer=True)
-    s = parse_schedule(spec)
+    return rates_of(parse_schedule(spec), horizon)
+
+
+def rates_of(s: Schedule, horizon: int) -> np.ndarray:
+    """:func:`lr_per_step` for an already validated :class:`Schedule` (no checks: the fast path
+    for samplers that build many schedules with every parameter given)."""
     p = s.params
     t = np.arange(1, horizon + 1, dtype=np.float64)
     if s.name == "values":

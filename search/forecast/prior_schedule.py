@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from search.forecast.prior import HORIZON, PriorBatch, _check_n, get_prior, sample_cutoffs
-from search.schedules import annealing_area, lag_to_lambda, lr_per_step, schedule_features
+from search.schedules import Schedule, annealing_area, lag_to_lambda, rates_of, schedule_features
 
 #: Schedule kinds drawn by :func:`sample_schedules`, with their probabilities.
 SCHEDULE_KINDS = {
@@ -111,7 +111,13 @@ def _one_schedule(kind: str, m: int, rng: np.random.Generator) -> np.ndarray:
         return out
     else:
         raise ValueError(f"unknown schedule kind {kind!r}")
-    return lr_per_step(spec, m)
+    name = spec.pop("name")
+    spec.setdefault("lr", 1.0)
+    if name == "step":
+        spec.setdefault("gamma", 0.1)
+        if "milestones" in spec:
+            spec["milestones"] = tuple(spec["milestones"])
+    return rates_of(Schedule(name, spec), m)  # every parameter given: no re-validation
 
 
 def sample_schedules(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
