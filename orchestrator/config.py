@@ -224,6 +224,16 @@ class SweepConfig(_Strict):
         """The MLflow experiment: ``tracking.experiment`` or the sweep name."""
         return self.tracking.experiment or self.name
 
+    def trial_constants(self) -> dict[str, Any]:
+        """Keys the orchestrator puts into every trial's config besides the sampled ones
+        (the training-function contract of ``trials.api``): ``{"max_epochs": ...}``."""
+        return {"max_epochs": self.max_epochs}
+
+    def tune_param_space(self) -> dict[str, Any]:
+        """``Tuner(param_space=...)``: the search space as Ray Tune domains plus
+        ``trial_constants()``. Imports Ray."""
+        return {**to_tune_space(self.search.space), **self.trial_constants()}
+
     @property
     def trainable_module(self) -> str:
         return self.trainable.split(":", 1)[0]

@@ -72,3 +72,21 @@ def test_grid_size_product():
         "grid",
     )
     assert grid_size(space) == 6
+
+
+def test_tune_param_space_adds_max_epochs():
+    pytest.importorskip("ray")
+    from orchestrator.config import SweepConfig
+
+    cfg = SweepConfig.model_validate(
+        {
+            "name": "t",
+            "trainable": "m:f",
+            "metric": "m",
+            "mode": "max",
+            "max_epochs": 7,
+            "search": {"space": SPACE},
+        }
+    )
+    ps = cfg.tune_param_space()
+    assert ps["max_epochs"] == 7 and set(ps) == set(SPACE) | {"max_epochs"}
