@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 
 from orchestrator.sweepdata import SweepRecord, TrialRecord, better
 
-__all__ = ["format_text", "markdown_table_to_html", "render_html", "sweep_images", "trial_rows"]
+__all__ = [
+    "format_text",
+    "markdown_table_to_html",
+    "ordered_trials",
+    "render_html",
+    "sweep_images",
+    "trial_rows",
+]
 
 _COLUMNS = ("trial", "status", "epochs", "last", "best", "stop reason", "p_beat", "score")
 
@@ -57,7 +64,7 @@ def trial_rows(sweep: SweepRecord) -> list[dict[str, str]]:
     """
     inc = sweep.incumbent()
     rows = []
-    for t in sorted(sweep.trials, key=lambda t: _sort_key(t, sweep.mode)):
+    for t in ordered_trials(sweep):
         stop = t.stop_decision
         rows.append({
             "trial": t.trial_id + (" *" if inc is not None and t.trial_id == inc.trial_id else ""),
@@ -153,23 +160,28 @@ def markdown_table_to_html(md: str) -> str:
     return "\n".join(out)
 
 
-def sweep_images(sweep: SweepRecord, *, max_trial_plots: int = 50) -> dict[str, bytes]:
+def ordered_trials(sweep: SweepRecord) -> list[TrialRecord]:
+    """The trials in report order: completed, running, pruned, failed; best first in each."""
+    return sorted(sweep.trials, key=lambda t: _sort_key(t, sweep.mode))
+
+
+def sweep_images(sweep: SweepRecord, *, max_trial_plots: int = 50,
+                 dpi: int = 100) -> dict[str, bytes]:
     """Render the sweep's PNGs: ``sweep_curves.png``, ``compute.png`` and
-    ``trial_<id>.png`` for up to ``max_trial_plots`` trials (best first)."""
+    ``trial_<id>.png`` for up to ``max_trial_plots`` trials (in :func:`ordered_trials` order)."""
     from orchestrator import plots
 
     inc = sweep.incumbent()
     images = {
         "sweep_curves.png": plots.to_png(plots.sweep_figure(
             sweep.trials, metric=sweep.metric, mode=sweep.mode, horizon=sweep.max_epochs,
-            title=sweep.name)),
-        "compute.png": plots.to_png(plots.compute_figure(sweep.compute())),
+            title=sweep.name), dpi=dpi),
+        "compute.png": plots.to_png(plots.compute_figure(sweep.compute()), dpi=dpi),
     }
-    ordered = sorted(sweep.trials, key=lambda t: _sort_key(t, sweep.mode))
-    for t in ordered[:max_trial_plots]:
+    for t in ordered_trials(sweep)[:max_trial_plots]:
         images[f"trial_{t.trial_id}.png"] = plots.to_png(plots.trial_figure(
             t, metric=sweep.metric, mode=sweep.mode, horizon=sweep.max_epochs,
-            incumbent_value=inc.last_value if inc is not None else None))
+            incumbent_value=inc.last_value if inc is not None else None), dpi=dpi)
     return images
 
 
