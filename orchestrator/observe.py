@@ -335,6 +335,9 @@ class PlotArtifacts(Listener):
             self.errors.append(f"sweep plots: {e}")
             log.warning("could not plot the sweep: %s", e)
 
+    def on_sweep_end(self, status: str) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=False)
+
     def on_close(self) -> None:
         self._wait()
         self._pool.shutdown(wait=True, cancel_futures=False)

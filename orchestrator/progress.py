@@ -11,7 +11,12 @@ Modes (``mode="auto"`` picks ``tty`` when the stream is a terminal, else ``lines
 * ``tty``: the line is redrawn in place (``\\r`` + erase line), at most every ``interval_s``
   except when a trial starts or ends; clipped to the terminal width; a final newline at the end.
 * ``lines``: one plain line each time a trial starts or ends (CI logs stay readable).
+* ``final``: only the last line, when the sweep ends (for logs that already get a line per
+  event from elsewhere, e.g. ``SweepCallback``).
 * ``off``: silent.
+
+Other output during the sweep (event lines) can go through :meth:`Progress.passthrough`, a
+text stream that, on a TTY, prints each complete line above the status line and redraws it.
 
 "Saved" counts only trials that ended early: a pruned or failed trial saves
 ``max_epochs - epochs it trained``; running trials have saved nothing yet. FIFO for the same
@@ -27,13 +32,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from orchestrator.observe import Listener, SweepState
+from orchestrator.observe import Listener, ObservedTracker, SweepState, attach
 from orchestrator.sweepdata import STATUSES
 from orchestrator.tracking.base import VerdictRecord
 
 __all__ = ["MODES", "Progress", "ProgressSnapshot", "format_line", "snapshot"]
 
-MODES = ("auto", "tty", "lines", "off")
+MODES = ("auto", "tty", "lines", "final", "off")
 
 
 class ProgressSnapshot:
@@ -114,6 +119,7 @@ class Progress(Listener):
         self._last_draw = -math.inf
         self._last_line = ""
         self._drawn = False
+        self._finished = False
 
     # ---- listener hooks --------------------------------------------------------------------
     def on_trial_start(self, trial_id: str, params: Mapping[str, Any]) -> None:
@@ -137,7 +143,7 @@ class Progress(Listener):
 
     # ---- drawing ---------------------------------------------------------------------------
     def _update(self, *, changed: bool) -> None:
-        if self.mode == "off":
+        if self.mode in ("off", "final"):
             return
         now = self.clock()
         if self.mode == "lines":
@@ -169,6 +175,14 @@ class Progress(Listener):
             self._drawn = False
         elif self.mode == "lines":
             self._update(changed=True)
+        elif self.mode == "final" and not self._finished:
+            self._write(format_line(snapshot(self.state)) + "\n")
+        self._finished = True
+
+    def passthrough(self) -> TextIO:
+        """A text stream for other lines: on a TTY each complete line is printed above the
+        status line, which is then redrawn; otherwise lines go straight to :attr:`stream`."""
+        return _Passthrough(self)  # type: ignore[return-value]
 
     def _write(self, text: str) -> None:
         try:
@@ -176,3 +190,67 @@ class Progress(Listener):
             self.stream.flush()
         except (OSError, ValueError):  # closed stream: progress is best-effort
             self.mode = "off"
+
+
+class _Passthrough:
+    """File-like: whole lines go above the live status line (see :meth:`Progress.passthrough`)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._p = progress
+        self._buf = ""
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            p = self._p
+            if p.mode == "tty" and p._drawn:
+                p._write("\r\x1b[2K" + line + "\n")
+                p._draw(p._last_line)
+            else:
+                p._write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._p.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def attach_views(cfg: Any, tracker: Any, out: TextIO | None, *,
+                 plots: bool = True) -> tuple[ObservedTracker, TextIO | None]:
+    """Wire the live view and the plot artifacts around a sweep's tracker (for the runner).
+
+    Args:
+        cfg: the ``SweepConfig`` (metric, mode, max_epochs, name, num_samples, search,
+            pruning).
+        tracker: the sweep's tracker.
+        out: the runner's output stream (``None``: silent).
+        plots: log the plot artifacts (:class:`~orchestrator.observe.PlotArtifacts`).
+
+    Returns:
+        ``(observed_tracker, events)``: use ``observed_tracker`` everywhere in place of
+        ``tracker``, and give ``events`` to whatever prints per-event lines (on a TTY they
+        appear above the live status line; otherwise it is ``out`` itself, and the status is
+        printed once, at the end).
+    """
+    n = int(cfg.num_samples)
+    if getattr(cfg.search, "algorithm", None) == "grid":
+        from orchestrator.config import grid_size
+
+        n *= grid_size(cfg.search.space)
+    state = SweepState(metric=cfg.metric, mode=cfg.mode, max_epochs=int(cfg.max_epochs),
+                       name=cfg.name, num_samples=n, scheduler=cfg.pruning.scheduler)
+    extra: list[Listener] = []
+    events = out
+    if out is not None:
+        isatty = getattr(out, "isatty", None)
+        tty = bool(callable(isatty) and isatty())
+        prog = Progress(state, stream=out, mode="tty" if tty else "final")
+        extra.append(prog)
+        events = prog.passthrough() if tty else out
+    return attach(tracker, state, *extra, plots=plots), events

@@ -120,3 +120,33 @@ def test_line_is_clipped_to_the_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     t.start_trial("a", {})
     last = out.getvalue().rsplit("\r\x1b[2K", 1)[-1]
     assert len(last) <= 39 and last.endswith("…")
+
+
+def test_passthrough_prints_event_lines_above_the_status_line() -> None:
+    out = FakeTTY()
+    t, _, _ = _tracker({"mode": "tty"}, out)
+    prog = t.listeners[1]
+    events = prog.passthrough()
+    t.start_trial("a", {})
+    events.write("[  1.0s] start     a\n")
+    status = out.getvalue().rsplit("\r\x1b[2K", 1)[-1]
+    assert status.startswith("sweep demo: 1 running")  # redrawn after the event line
+    assert "\r\x1b[2K[  1.0s] start     a\n\r\x1b[2Ksweep demo" in out.getvalue()
+    events.write("partial")  # no newline yet: nothing printed
+    assert "partial" not in out.getvalue()
+
+
+def test_final_mode_prints_one_line_at_the_end() -> None:
+    out = io.StringIO()
+    t, _, _ = _tracker({"mode": "final"}, out)
+    t.start_trial("a", {})
+    t.log_metrics("a", 1, {"acc": 0.5})
+    t.end_trial("a", "pruned")
+    assert out.getvalue() == ""
+    events = t.listeners[1].passthrough()
+    events.write("event\n")
+    t.end_sweep()
+    t.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "event" and len(lines) == 2
+    assert lines[1].endswith("epochs 1, FIFO 10: saved 9 (90%)")
