@@ -446,17 +446,50 @@ TASKSET_TEMPLATE = {"name": "taskset", "lr": "$learning_rate", "linear_decay": "
                     "exponential_decay": "$exponential_decay"}
 
 
+def mlp_schedule(trial_config: Mapping[str, Any], horizon: int) -> Schedule:
+    """The schedule of a config of the built-in MLP (``trials.examples.mlp``).
+
+    Its convention: ``lr_schedule`` names the schedule, ``lr`` is the base rate and
+    ``schedule_<p>`` are its parameters, with the trainable's defaults (``step``'s
+    ``step_size: 0`` is a third of the horizon, ``warmup``'s ``warmup_epochs: 0`` a tenth,
+    ``exponential``'s ``gamma`` 0.9; the others equal this module's). ``search`` may not import
+    ``trials``, so the defaults are repeated here; a unit test holds the two equal.
+    """
+    name = trial_config.get("lr_schedule", "constant")
+    spec: dict[str, Any] = {"name": name}
+    if "lr" in trial_config:
+        spec["lr"] = trial_config["lr"]
+    spec.update({k[len("schedule_"):]: v for k, v in trial_config.items()
+                 if k.startswith("schedule_")})
+    if name == "step" and "milestones" not in spec and spec.get("step_size", 0) == 0:
+        spec["step_size"] = max(1, horizon // 3)
+    if name == "warmup" and spec.get("warmup_epochs", 0) == 0:
+        spec["warmup_epochs"] = max(1, horizon // 10)
+    if name == "exponential":
+        spec.setdefault("gamma", 0.9)
+    return parse_schedule(spec)
+
+
 def schedule_for_config(trial_config: Mapping[str, Any],
-                        template: Schedule | Mapping[str, Any] | None = None) -> Schedule | None:
+                        template: Schedule | Mapping[str, Any] | None = None,
+                        horizon: int | None = None) -> Schedule | None:
     """The schedule of a recorded or running trial, or ``None`` when it declares none.
 
     With a ``template`` (the sweep's ``schedule:`` block) it is resolved against the trial's
     config. Without one, a config that carries TaskSet's decay hyperparameters
     (``learning_rate``, ``linear_decay``, ``exponential_decay``) maps through
-    :data:`TASKSET_TEMPLATE`; anything else declares no schedule.
+    :data:`TASKSET_TEMPLATE`, one with the built-in MLP's ``lr_schedule`` through
+    :func:`mlp_schedule` (horizon: ``horizon``, else the config's ``max_epochs``); anything else
+    declares no schedule.
     """
     if template is not None:
         return resolve_schedule(template, trial_config)
     if all(k in trial_config for k in ("learning_rate", "linear_decay", "exponential_decay")):
         return resolve_schedule(TASKSET_TEMPLATE, trial_config)
+    if "lr_schedule" in trial_config:
+        h = horizon if horizon is not None else trial_config.get("max_epochs")
+        if h is None:
+            raise ValueError("an MLP config's schedule needs the horizon: pass horizon or give "
+                             "max_epochs in the config")
+        return mlp_schedule(trial_config, int(h))
     return None

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.config_schedule import ScheduleConfig
-from search.schedules import lr_per_step
+from search.schedules import lr_per_step, schedule_for_config
 from trials.examples import schedules as builtin
 
 CASES = [
@@ -46,6 +46,9 @@ def test_resolved_schedule_equals_the_trainables_rates(name, params, max_epochs)
     sched = ScheduleConfig().resolve(trial, max_epochs)
     want = builtin.lr_curve(max_epochs, 0.03, name, **params)
     np.testing.assert_allclose(sched.lr(max_epochs), want, rtol=1e-12, atol=1e-15)
+    # the pure path the replay uses (search may not import trials) gives the same rates
+    pure = schedule_for_config({**trial, "max_epochs": max_epochs})
+    np.testing.assert_allclose(pure.lr(max_epochs), want, rtol=1e-12, atol=1e-15)
 
 
 def test_fixed_name_params_and_references():
