@@ -507,6 +507,10 @@ class Tracker(abc.ABC):
         """``running`` | ``completed`` | ``pruned`` | ``failed``, or ``None`` if unknown."""
         return self._trial_status.get(trial_id)
 
+    def last_step(self, trial_id: str | None) -> int:
+        """The highest step recorded for a trial (``None``: the parent), 0 if none yet."""
+        return self._last_step.get(trial_id, 0) if trial_id is not None else 0
+
     def stop_reason(self, trial_id: str) -> str | None:
         """The reason of the last stop verdict logged for this trial (since it last started)."""
         return self._stop_reasons.get(trial_id)

@@ -1,0 +1,433 @@
+"""Run a sweep: a validated ``SweepConfig`` -> a ``ray.tune.Tuner`` -> a recorded sweep.
+
+Order of a run (nothing starts if an early step fails):
+
+1. Tracking first: the MLflow URI (``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the
+   working directory) must answer, else :class:`SweepError` naming the URI without credentials.
+2. Ray: the cluster at ``RAY_ADDRESS`` if set, else a local Ray sized to the machine (no
+   dashboard, worker logs not forwarded; a trial's traceback reaches the table and MLflow).
+3. The Tuner: the trainable with its resources, the search space (+ ``max_epochs``), the
+   searcher (Tune's variant generator for random/grid, ``OptunaSearch`` with TPE or CMA-ES and
+   the seed, wrapped in a ``ConcurrencyLimiter``), the scheduler (:mod:`orchestrator.schedulers`),
+   ``max_concurrent_trials``, ``FailureConfig(max_failures)``, stop at ``epoch >= max_epochs``,
+   and the :class:`~orchestrator.callbacks.SweepCallback` feeding the tracker.
+4. At the end: summary metrics on the parent run, a final table, the tracker flushed and closed.
+
+Experiment folder: ``<storage_path>/<name>`` (``storage_path`` default ``./sweepcast_results``);
+if that folder already holds a sweep, ``<name>_<UTC timestamp>``. It holds Tune's state and
+checkpoints, ``sweepcast_tracker.json`` (the tracker's state: run ids, for ``resume``),
+``sweepcast_ledger.json`` (per-trial outcomes) and ``tracking/`` (the tracker's spill file).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from orchestrator.tracking.base import Tracker, mask_uri
+
+log = logging.getLogger("sweepcast.sweep")
+
+DEFAULT_STORAGE = "sweepcast_results"
+TRACKER_STATE_FILE = "sweepcast_tracker.json"
+LEDGER_FILE = "sweepcast_ledger.json"
+
+# Exit codes of `sweepcast run` (and `resume`).
+EXIT_OK = 0  # every trial completed or was pruned
+EXIT_ERROR = 1  # the sweep could not start (tracking/Ray unavailable) or crashed
+EXIT_INVALID = 2  # invalid config: nothing started
+EXIT_TRIALS_FAILED = 3  # the sweep ran, but at least one trial failed for good
+
+
+class SweepError(RuntimeError):
+    """The sweep could not start or run; the message is for the user (no credentials)."""
+
+
+@dataclass
+class SweepResult:
+    """The outcome of a sweep (plain data)."""
+
+    name: str
+    experiment_path: str
+    metric: str
+    mode: str
+    max_epochs: int
+    trials: dict[str, dict[str, Any]] = field(default_factory=dict)  # ledger records
+    best_trial: str | None = None
+    best_value: float | None = None
+    parent_run_id: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = {"completed": 0, "pruned": 0, "failed": 0}
+        for r in self.trials.values():
+            if r["status"] in c:
+                c[r["status"]] += 1
+        return c
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TRIALS_FAILED if self.counts["failed"] else EXIT_OK
+
+
+# ---------------------------------------------------------------------------- building blocks
+def experiment_dir(cfg: Any, now: _dt.datetime | None = None) -> Path:
+    """``<storage>/<name>``, or ``<storage>/<name>_<YYYYmmdd-HHMMSS>`` if that one is taken."""
+    storage = Path(cfg.storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    path = storage / cfg.name
+    if path.exists() and any(path.iterdir()):
+        stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y%m%d-%H%M%S")
+        path = storage / f"{cfg.name}_{stamp}"
+    return path
+
+
+def load_trainable(cfg: Any) -> Any:
+    """Import ``cfg.trainable`` (``module:function``)."""
+    mod = importlib.import_module(cfg.trainable_module)
+    fn = getattr(mod, cfg.trainable_function)
+    if not callable(fn):
+        raise SweepError(f"trainable {cfg.trainable!r} is not callable")
+    return fn
+
+
+def build_searcher(cfg: Any, max_concurrent: int) -> Any:
+    """Tune search algorithm for ``cfg.search`` (``None`` would also mean Tune's default)."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    algo, seed = cfg.search.algorithm, cfg.search.seed
+    if algo in ("random", "grid"):
+        return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from orchestrator.config_space import to_optuna_distributions
+
+    if algo == "optuna-tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    elif algo == "optuna-cmaes":
+        sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    else:  # the config model only allows the four above
+        raise SweepError(f"search.algorithm: unknown algorithm {algo!r}")
+    searcher = OptunaSearch(
+        space=to_optuna_distributions(cfg.search.space),
+        metric=cfg.metric,
+        mode=cfg.mode,
+        sampler=sampler,
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def param_space(cfg: Any) -> dict[str, Any]:
+    """Tune ``param_space``: the sampled entries (random/grid only) plus ``max_epochs``."""
+    space: dict[str, Any] = {"max_epochs": int(cfg.max_epochs)}
+    if cfg.search.algorithm in ("random", "grid"):
+        from orchestrator.config_space import to_tune_space
+
+        space.update(to_tune_space(cfg.search.space))
+    return space
+
+
+def sweep_params(cfg: Any) -> dict[str, Any]:
+    """The sweep-level params recorded on the parent run."""
+    return {
+        "trainable": cfg.trainable,
+        "metric": cfg.metric,
+        "mode": cfg.mode,
+        "max_epochs": cfg.max_epochs,
+        "num_samples": cfg.num_samples,
+        "max_concurrent": cfg.max_concurrent,
+        "search.algorithm": cfg.search.algorithm,
+        "search.seed": cfg.search.seed,
+        "pruning": cfg.pruning.model_dump(mode="json"),
+        "resources": cfg.resources.model_dump(mode="json"),
+        "failure.max_failures": cfg.failure.max_failures,
+    }
+
+
+def init_ray(address: str | None = None) -> str:
+    """Connect to ``address`` (or ``RAY_ADDRESS``) or start a local Ray; returns a description.
+
+    Reuses an already initialised Ray (tests, notebooks).
+    """
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        return "Ray (already initialised)"
+    kw: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "configure_logging": True,
+    }
+    try:
+        if address:
+            ray.init(address=address, **kw)
+            where = f"Ray cluster at {mask_uri(address)}"
+        else:
+            ray.init(**kw)
+            where = "local Ray"
+    except Exception as e:  # noqa: BLE001 - any start failure is reported to the user
+        target = mask_uri(address) if address else "a local Ray"
+        raise SweepError(f"cannot start or reach {target}: {mask_uri(str(e))[:300]}") from None
+    cpus = ray.cluster_resources().get("CPU", 0)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    return f"{where} ({cpus:g} CPU{'s' if cpus != 1 else ''}, {gpus:g} GPU)"
+
+
+def quiet_tune() -> None:
+    """Readable output: our own progress lines instead of Tune's tables and log lines.
+
+    Set before Ray/Tune start; a user's own settings of these variables win.
+    """
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # tracebacks go to MLflow/table
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no Tune tables
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV/JSON
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        pass
+
+
+def default_max_concurrent(cfg: Any) -> int:
+    """``cfg.max_concurrent``, else as many trials as the cluster's CPUs (or GPUs) fit."""
+    if cfg.max_concurrent:
+        return int(cfg.max_concurrent)
+    import ray
+
+    res = ray.cluster_resources()
+    fits = []
+    if cfg.resources.cpu > 0:
+        fits.append(res.get("CPU", 1) / cfg.resources.cpu)
+    if cfg.resources.gpu > 0:
+        fits.append(res.get("GPU", 0) / cfg.resources.gpu)
+    return max(1, int(min(fits))) if fits else max(1, int(res.get("CPU", 1)))
+
+
+def make_tracker(cfg: Any, exp_dir: Path) -> Tracker:
+    """The sweep's MLflow tracker, checked reachable (raises :class:`SweepError` if not)."""
+    from orchestrator.tracking.mlflow_tracker import MlflowTracker, TrackingUnavailableError
+
+    tracker = MlflowTracker(
+        experiment=cfg.experiment_name,
+        spill_dir=exp_dir / "tracking",
+        state_path=exp_dir / TRACKER_STATE_FILE,
+    )
+    try:
+        tracker.check_reachable()
+    except TrackingUnavailableError as e:
+        raise SweepError(str(e)) from None
+    return tracker
+
+
+# ---------------------------------------------------------------------------- the run
+def run_sweep(
+    cfg: Any,
+    *,
+    tracker: Tracker | None = None,
+    out: TextIO | None = sys.stdout,
+    ray_address: str | None = None,
+    exp_dir: Path | None = None,
+) -> SweepResult:
+    """Run the sweep ``cfg`` (a validated ``SweepConfig``) to the end and record it.
+
+    Args:
+        cfg: the sweep config.
+        tracker: where to record (default: an :class:`MlflowTracker` on the default URI,
+            checked reachable before Ray starts). The caller keeps ownership of a given tracker
+            except that ``end_sweep`` is called; a default tracker is closed here.
+        out: progress lines and the final table (``None``: silent).
+        ray_address: overrides ``RAY_ADDRESS``.
+        exp_dir: the experiment folder (default :func:`experiment_dir`).
+
+    Raises:
+        SweepError: tracking or Ray unavailable, or Tune failed as a whole.
+    """
+    exp_dir = Path(exp_dir) if exp_dir is not None else experiment_dir(cfg)
+    own_tracker = tracker is None
+    if tracker is None:
+        tracker = make_tracker(cfg, exp_dir)  # before Ray: an unreachable MLflow starts nothing
+    quiet_tune()
+    where = init_ray(ray_address)
+    try:
+        return _run(cfg, tracker, out, exp_dir, where)
+    finally:
+        if own_tracker:
+            tracker.close(timeout=60)
+
+
+def _run(cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: str) -> SweepResult:
+    from ray import tune
+
+    from orchestrator.callbacks import Ledger, SweepCallback
+    from orchestrator.schedulers import VerdictSink, build_scheduler
+    from orchestrator.tracking.registry import register_tracker, unregister_tracker
+
+    key = str(exp_dir)
+    max_conc = default_max_concurrent(cfg)
+    ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
+    sink = VerdictSink(key)
+    scheduler = build_scheduler(cfg, sink)
+    trainable = tune.with_resources(
+        load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
+    )
+    exp_dir.parent.mkdir(parents=True, exist_ok=True)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space(cfg),
+        tune_config=tune.TuneConfig(
+            metric=cfg.metric,
+            mode=cfg.mode,
+            search_alg=build_searcher(cfg, max_conc),
+            scheduler=scheduler,
+            num_samples=cfg.num_samples,
+            # The searcher enforces max_concurrent (ConcurrencyLimiter / variant generator);
+            # setting it here too only makes Tune warn that it ignores it.
+            trial_dirname_creator=lambda t: t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=exp_dir.name,
+            storage_path=str(exp_dir.parent),
+            failure_config=tune.FailureConfig(max_failures=cfg.failure.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop={"epoch": int(cfg.max_epochs)},
+            callbacks=[SweepCallback(key, ledger, out=out)],
+            verbose=0,
+        ),
+    )
+    register_tracker(key, tracker)
+    parent = tracker.start_sweep(
+        cfg.name,
+        cfg.model_dump(mode="json"),
+        params=sweep_params(cfg),
+        tags={"sweepcast.experiment_dir": key, "sweepcast.ray": where},
+    )
+    uri = getattr(tracker, "masked_uri", type(tracker).__name__)
+    _say(out, f"sweep {cfg.name}: {cfg.num_samples} sample(s), {cfg.search.algorithm} search, "
+              f"{cfg.pruning.scheduler} pruning, up to {max_conc} at once on {where}")
+    _say(out, f"tracking: {uri}, experiment {cfg.experiment_name!r}, parent run {parent}")
+    _say(out, f"experiment folder: {exp_dir}")
+    t0 = time.monotonic()
+    status = "failed"
+    try:
+        tuner.fit()
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as e:
+        raise SweepError(f"the sweep failed: {mask_uri(str(e))[:500]}") from e
+    finally:
+        result = _finish(cfg, tracker, ledger, exp_dir, time.monotonic() - t0, status)
+        unregister_tracker(key)
+    if out is not None:
+        print_table(result, out)
+    return result
+
+
+def _finish(
+    cfg: Any, tracker: Tracker, ledger: Any, exp_dir: Path, wall_s: float, status: str
+) -> SweepResult:
+    best = ledger.best_trial()
+    result = SweepResult(
+        name=cfg.name,
+        experiment_path=str(exp_dir),
+        metric=cfg.metric,
+        mode=cfg.mode,
+        max_epochs=cfg.max_epochs,
+        trials=ledger.to_dict(),
+        best_trial=best.trial_id if best else None,
+        best_value=best.best if best else None,
+        parent_run_id=tracker.parent_run_id,
+        wall_s=wall_s,
+    )
+    c = result.counts
+    epochs_used = sum(r["epochs"] for r in result.trials.values())
+    epochs_full = cfg.max_epochs * max(1, len(result.trials))
+    summary: dict[str, float] = {
+        "trials_total": len(result.trials),
+        "trials_completed": c["completed"],
+        "trials_pruned": c["pruned"],
+        "trials_failed": c["failed"],
+        "epochs_used": epochs_used,
+        "epochs_saved_fraction": 1.0 - epochs_used / epochs_full if result.trials else 0.0,
+        "wall_s": wall_s,
+    }
+    if result.best_value is not None:
+        summary[f"best_{cfg.metric}"] = result.best_value
+    try:
+        if result.best_trial:
+            tracker.set_tags(None, {"sweepcast.best_trial": result.best_trial})
+        tracker.end_sweep(summary, status=status)
+    except Exception:
+        log.warning("could not record the end of the sweep", exc_info=True)
+    try:
+        (exp_dir / LEDGER_FILE).write_text(json.dumps(result.trials, indent=1, default=str))
+    except OSError:
+        log.warning("could not write %s", exp_dir / LEDGER_FILE, exc_info=True)
+    return result
+
+
+def _say(out: TextIO | None, line: str) -> None:
+    if out is not None:
+        print(line, file=out, flush=True)
+
+
+def print_table(result: SweepResult, out: TextIO) -> None:
+    """The final table: one row per trial (status, best metric, epochs used), best first."""
+    metric = result.metric
+    rows = list(result.trials.values())
+    sign = -1.0 if result.mode == "max" else 1.0
+
+    def key(r: dict[str, Any]) -> tuple:
+        b = r.get("best")
+        return (b is None, sign * b if b is not None else 0.0, r["trial_id"])
+
+    rows.sort(key=key)
+    head = f"{'trial':<14} {'status':<10} {'best ' + metric:>18} {'epochs':>8}  params / error"
+    print(file=out)
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in rows:
+        best = f"{r['best']:.4g}" if r.get("best") is not None else "-"
+        mark = " *" if r["trial_id"] == result.best_trial else ""
+        extra = r.get("error") if r["status"] == "failed" else _short_params(r.get("params", {}))
+        print(
+            f"{r['trial_id'] + mark:<14} {r['status']:<10} {best:>18} "
+            f"{str(r['epochs']) + '/' + str(result.max_epochs):>8}  {extra or ''}",
+            file=out,
+        )
+    c = result.counts
+    print("-" * len(head), file=out)
+    best = (
+        f"best {metric} = {result.best_value:.4g} ({result.best_trial})"
+        if result.best_trial else f"no trial reported {metric}"
+    )
+    print(
+        f"{len(rows)} trials: {c['completed']} completed, {c['pruned']} pruned, "
+        f"{c['failed']} failed; {best}; {result.wall_s:.0f} s",
+        file=out,
+    )
+    out.flush()
+
+
+def _short_params(params: dict[str, Any]) -> str:
+    parts = []
+    for k, v in params.items():
+        if k == "max_epochs":
+            continue
+        parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+    s = " ".join(parts)
+    return s if len(s) <= 70 else s[:67] + "..."
