@@ -137,3 +137,17 @@ def test_schedules():
         schedules.lr_at(1, 3, 0.1, "warp")
     with pytest.raises(ValueError, match="epoch must be in 1..3, got 4"):
         schedules.lr_at(4, 3, 0.1, "constant")
+
+
+def test_data_is_sklearn_digits_with_a_fixed_stratified_split():
+    np = pytest.importorskip("numpy")
+    sk = pytest.importorskip("sklearn.datasets")
+    x, y = mlp._digits_arrays()
+    x_ref, y_ref = sk.load_digits(return_X_y=True)
+    assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
+    tr, va = mlp.split_indices(y, 0.2, 0)
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == len(y) == 1797
+    assert np.array_equal(va, mlp.split_indices(y, 0.2, 0)[1])
+    assert not np.array_equal(va, mlp.split_indices(y, 0.2, 1)[1])
+    share = np.bincount(y[va], minlength=10) / np.bincount(y, minlength=10)
+    assert np.all(np.abs(share - 0.2) < 0.02)
