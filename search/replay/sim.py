@@ -2,7 +2,8 @@
 
 ``W`` workers; trials start in a seeded random order of the recorded configs; a trial takes one
 time unit per epoch (or the recorded per-epoch seconds); every result is delivered to the
-scheduler under test in time order (ties: in start order); a stop frees the worker for the next
+scheduler under test in time order (ties: the epoch that
+started first reports first); a stop frees the worker for the next
 trial the scheduler chooses. Pure: numpy only. The scheduler is anything implementing
 :class:`ReplayScheduler` (``search.replay.peers`` wraps the real Ray and Optuna objects,
 :class:`CurveReplayScheduler` wraps our :class:`~search.stopper.CurveStopper`).

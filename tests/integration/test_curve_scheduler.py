@@ -108,13 +108,13 @@ def test_with_optuna_search_and_tuneconfig_metric(ray_local, tmp_path):
     tuner = tune.Tuner(
         _trainable,
         param_space={"q": tune.uniform(0.1, 1.0)},
-        tune_config=tune.TuneConfig(metric="acc", mode="max", scheduler=sched, num_samples=3,
+        tune_config=tune.TuneConfig(metric="acc", mode="max", scheduler=sched, num_samples=4,
                                     search_alg=OptunaSearch(seed=3), max_concurrent_trials=1),
         run_config=tune.RunConfig(name="optuna", storage_path=str(tmp_path / "ray"), verbose=0),
     )
     results = tuner.fit()
     epochs = sorted(r.metrics["epoch"] for r in results)
-    assert len(epochs) == 3 and epochs[-1] == HORIZON
+    assert len(epochs) == 4 and epochs[-1] == HORIZON
     assert any(e < HORIZON for e in epochs), "no trial was stopped"
     stopped = [r for r in results if r.metrics["epoch"] < HORIZON]
     for r in stopped:
