@@ -318,13 +318,14 @@ def check_trainable(cfg: SweepConfig, lines: dict[Path_, int]) -> list[Problem]:
     """Import ``cfg.trainable`` and check it is callable; if it declares
     ``hyperparameters`` (a collection of names), check the search space only samples those.
 
-    The working directory is put on ``sys.path`` (as ``python -m`` would), so a trainable in a
-    local module imports. Importing executes the module's top-level code.
+    The working directory is on ``sys.path`` while importing (as with ``python -m``), so a
+    trainable in a local module imports. Importing executes the module's top-level code.
     """
     mod_name, fn_name = cfg.trainable.split(":", 1)
     line = lines.get(("trainable",))
     cwd = os.getcwd()
-    if cwd not in sys.path:
+    added = cwd not in sys.path
+    if added:
         sys.path.insert(0, cwd)
     try:
         mod = importlib.import_module(mod_name)
@@ -337,6 +338,9 @@ def check_trainable(cfg: SweepConfig, lines: dict[Path_, int]) -> list[Problem]:
     except Exception as e:  # noqa: BLE001 - any failure of user code is reported, not raised
         msg = f"importing module {mod_name!r} failed: {type(e).__name__}: {e}"
         return [Problem("trainable", msg, line, cfg.trainable)]
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
     fn = getattr(mod, fn_name, None)
     if fn is None:
         return [

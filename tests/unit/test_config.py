@@ -621,3 +621,16 @@ def test_trainable_declared_hyperparameters_checked(tmp_path):
     (p,) = problems
     assert p.path == "search.space.momentum" and p.line == 10
     assert "does not take hyperparameter 'momentum'" in p.message and "lr" in p.message
+
+
+def test_trainable_in_the_working_directory_imports(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "local_trainable_h2.py").write_text("def train(config):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "s.yaml"
+    f.write_text(make({"trials.examples.mlp:train": "local_trainable_h2:train"}))
+    before = list(sys.path)
+    cfg = load_config(f)
+    assert cfg.trainable == "local_trainable_h2:train"
+    assert sys.path == before  # the working directory was only added for the import
