@@ -20,6 +20,7 @@ def search(space, algorithm="random"):
     return SearchConfig.model_validate({"algorithm": algorithm, "space": space}).space
 
 
+@pytest.mark.slow  # first import of Ray
 def test_tune_space_types_and_bounds():
     pytest.importorskip("ray")
     from ray.tune.search import sample

@@ -139,6 +139,7 @@ def test_schedules():
         schedules.lr_at(4, 3, 0.1, "constant")
 
 
+@pytest.mark.slow  # imports scikit-learn to compare
 def test_data_is_sklearn_digits_with_a_fixed_stratified_split():
     np = pytest.importorskip("numpy")
     sk = pytest.importorskip("sklearn.datasets")
