@@ -14,6 +14,7 @@ imported only when a scheduler or model needs them.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -51,11 +52,13 @@ def _split(ctx, param, value: str) -> list[str]:
 @click.option("--grace-epochs", type=int, default=None)
 @click.option("--decision-interval", type=int, default=None)
 @click.option("--compute-exponent", type=float, default=None)
+@click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
+              help="Time decisions by the driver thread's CPU time or by wall time.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Write results as JSON here.")
 def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, workers, seeds,
             max_configs, model, threshold, grace_epochs, decision_interval, compute_exponent,
-            json_out) -> None:
+            clock, json_out) -> None:
     """Replay recorded learning curves through pruning schedulers and compare them."""
     from search.policy import PolicyConfig
     from search.replay.run import format_table, run_all, summarize
@@ -100,7 +103,8 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
 
         fc = resolve_model(model)
     results = run_all(loaded, schedulers, model=fc, config=cfg, workers=workers, seeds=seeds,
-                      max_configs=max_configs, progress=lambda m: click.echo(m, err=True))
+                      max_configs=max_configs, progress=lambda m: click.echo(m, err=True),
+                      clock=time.thread_time_ns if clock == "cpu" else time.perf_counter_ns)
     click.echo(format_table(results))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +112,7 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
             "results": results,
             "summary": summarize(results),
             "settings": {"workers": workers, "seeds": seeds, "max_configs": max_configs,
-                         "model": model, "policy": cfg.to_dict(),
+                         "model": model, "policy": cfg.to_dict(), "clock": clock,
                          "source": str(curves) if curves else f"mlflow:{experiment}"},
         }, indent=1))
         click.echo(f"wrote {json_out}", err=True)
