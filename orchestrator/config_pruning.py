@@ -74,6 +74,19 @@ class CurvePruning(_Pruning):
     grace_epochs: int = Field(3, ge=1, description="epochs before the first decision")
     decision_interval: int = Field(1, ge=1, description="epochs between decisions")
     model: Literal["pfn", "parametric", "last-value"] = "pfn"
+    compute_exponent: float = Field(
+        0.0, ge=0, description="threshold x (remaining epochs / max_epochs) ** this (0: plain rule)"
+    )
+    incumbent: Literal["completed", "best_seen"] = Field(
+        "completed", description="the value to beat: best completed final, or best value seen"
+    )
+    before_completion: Literal["same_step", "none"] = Field(
+        "same_step",
+        description="before any trial completes, compare with the best value at the same epoch",
+    )
+    max_forecast_age: int = Field(
+        1, ge=0, description="reuse a trial's forecast made at most this many epochs ago"
+    )
 
 
 PruningConfig = Annotated[
