@@ -108,17 +108,43 @@ def resolve_address(address: str | None, run_dir: Path | None = None) -> str:
     )
 
 
-def client(address: str) -> Any:
-    """A ``ray.job_submission.JobSubmissionClient`` for ``address`` (credentials as a header).
+def _wants_ray_token(url: str, run_dir: Path | None) -> bool:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return True
+    from cluster.local import ClusterError, default_run_dir, load_state
+
+    try:
+        state = load_state(run_dir or default_run_dir())
+    except ClusterError:
+        return False
+    return state.auth == "token" and state.dashboard_url.rstrip("/") == url
+
+
+def client(address: str, run_dir: Path | None = None) -> Any:
+    """A ``ray.job_submission.JobSubmissionClient`` for ``address``.
+
+    Credentials in the URL become an ``Authorization: Basic`` header (for a proxy in front of
+    the dashboard). When the cluster uses Ray token auth (``RAY_AUTH_MODE=token`` here, or the
+    local cluster recorded in ``run_dir`` serves this address with token auth) Ray's token is
+    sent in ``X-Ray-Authorization``. Neither is ever printed.
 
     Raises:
         JobsError: the dashboard cannot be reached (address redacted in the message).
     """
     from ray.job_submission import JobSubmissionClient
 
+    from cluster.local import ray_token
+
     ep = split_credentials(address)
+    headers = dict(ep.headers or {})
+    if _wants_ray_token(ep.url, run_dir):
+        tok = ray_token()
+        if tok is None:
+            raise JobsError("the cluster uses Ray token auth but no token was found "
+                            "($RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
+        headers["X-Ray-Authorization"] = f"Bearer {tok}"
     try:
-        return JobSubmissionClient(ep.url, headers=ep.headers)
+        return JobSubmissionClient(ep.url, headers=headers or None)
     except Exception as e:  # noqa: BLE001 - ConnectionError, requests errors, version mismatch
         raise JobsError(f"cannot reach the Ray Jobs API at {ep.url}: {redact(e)}") from None
 

@@ -78,6 +78,7 @@ class ClusterState:
         run_dir: Folder holding ``cluster.json`` and the node logs.
         host: The interface everything binds to (127.0.0.1 unless asked otherwise).
         gcs_address: ``host:port`` to pass as ``ray.init(address=...)`` / ``RAY_ADDRESS``.
+        auth: ``"token"`` (Ray token authentication, the default) or ``"none"``.
         dashboard_url: ``http://host:port`` of the dashboard (Ray Jobs API), "" if disabled.
         nodes: The head first, then the workers.
         started_at: Unix time ``up`` finished.
@@ -90,6 +91,16 @@ class ClusterState:
     dashboard_url: str
     nodes: list[NodeState] = field(default_factory=list)
     started_at: float = 0.0
+    auth: str = "none"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment a driver needs to join this cluster (``RAY_ADDRESS``, ``RAY_AUTH_MODE``).
+
+        With token auth the driver finds the token where Ray looks for it
+        (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``).
+        """
+        return {"RAY_ADDRESS": self.gcs_address,
+                "RAY_AUTH_MODE": "token" if self.auth == "token" else "disabled"}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -248,22 +259,56 @@ def _tail(path: Path, n: int = 3000) -> str:
         return "(no log)"
 
 
-def alive_nodes(gcs_address: str, timeout_s: float = 10.0) -> dict[str, str]:
-    """Map node name -> hex node id of the ALIVE nodes the GCS at ``gcs_address`` knows."""
-    from ray._raylet import GcsClient  # Ray's own client; no driver needed
+_ALIVE_PROBE = """
+import json, sys
+from ray._raylet import GcsClient
+infos = GcsClient(address=sys.argv[1]).get_all_node_info(timeout=float(sys.argv[2]))
+print(json.dumps({i.node_name: i.node_id.hex() for i in infos.values() if i.state == 0}))
+"""
 
-    client = GcsClient(address=gcs_address)
-    infos = client.get_all_node_info(timeout=timeout_s)
-    out: dict[str, str] = {}
-    for info in infos.values():
-        if info.state == 0:  # GcsNodeInfo.ALIVE
-            out[info.node_name] = info.node_id.hex()
-    return out
+
+def alive_nodes(gcs_address: str, auth: str = "none", timeout_s: float = 10.0) -> dict[str, str]:
+    """Map node name -> hex node id of the ALIVE nodes the GCS at ``gcs_address`` knows.
+
+    Runs Ray's own GCS client in a subprocess, so the caller's process never switches its Ray
+    authentication mode (a process-wide setting in Ray).
+    """
+    env = dict(os.environ, RAY_AUTH_MODE="token" if auth == "token" else "disabled")
+    out = subprocess.run(
+        [sys.executable, "-c", _ALIVE_PROBE, gcs_address, str(timeout_s)],
+        check=False, capture_output=True, text=True, env=env, timeout=timeout_s + 60,
+    )
+    if out.returncode != 0:
+        raise ClusterError(f"cannot list nodes of {gcs_address}: {out.stderr.strip()[-800:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def ray_token() -> str | None:
+    """The Ray auth token where Ray looks for it: ``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH``,
+    ``~/.ray/auth_token``; ``None`` if there is none."""
+    tok = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if tok:
+        return tok
+    for p in (os.environ.get("RAY_AUTH_TOKEN_PATH"), str(Path.home() / ".ray" / "auth_token")):
+        if p and Path(p).is_file():
+            tok = Path(p).read_text().strip()
+            if tok:
+                return tok
+    return None
+
+
+def _ensure_token() -> None:
+    if ray_token() is None:
+        from ray._private.authentication.authentication_token_setup import (
+            generate_and_save_token,
+        )
+
+        generate_and_save_token()  # ~/.ray/auth_token, as a local ray.init() would
 
 
 def _wait_nodes(
     gcs_address: str, names: Iterable[str], procs: dict[str, subprocess.Popen],
-    logs: dict[str, Path], timeout_s: float,
+    logs: dict[str, Path], timeout_s: float, auth: str,
 ) -> dict[str, str]:
     wanted = set(names)
     deadline = time.monotonic() + timeout_s
@@ -277,7 +322,7 @@ def _wait_nodes(
                     f"log tail:\n{_tail(logs[name])}"
                 )
         try:
-            seen = alive_nodes(gcs_address)
+            seen = alive_nodes(gcs_address, auth)
             last_err = None
         except Exception as e:  # noqa: BLE001 - GCS busy right after start: retry
             last_err = e
@@ -302,6 +347,7 @@ def up(
     dashboard: bool = True,
     object_store_mb: int = 128,
     system_config: dict[str, Any] | None = None,
+    auth: str = "token",
     timeout_s: float = 180.0,
 ) -> ClusterState:
     """Start a head and ``workers`` worker nodes, each as its own ``ray start --block``.
@@ -320,6 +366,11 @@ def up(
         dashboard: Start the dashboard (needed for the Ray Jobs API / ``sweepcast submit``).
         object_store_mb: Object store size per node in MiB (Ray's minimum is ~75).
         system_config: Ray system config for the head (e.g. faster health checks in tests).
+        auth: ``"token"``: Ray token authentication (every client needs
+            ``RAY_AUTH_MODE=token`` and the token, see :meth:`ClusterState.client_env`; a token
+            is generated in ``~/.ray/auth_token`` if Ray finds none), or ``"none"``. Set
+            explicitly either way: Ray 2.60 would otherwise switch it on whenever some earlier
+            ``ray.init()`` left a token file behind.
         timeout_s: How long to wait for every node to register.
 
     Returns:
@@ -337,6 +388,8 @@ def up(
     for label, v in (("head_cpus", head_cpus), ("gpus_per_worker", gpus_per_worker)):
         if v < 0:
             raise ValueError(f"{label} must be >= 0, got {v!r}")
+    if auth not in ("token", "none"):
+        raise ValueError(f"auth must be 'token' or 'none', got {auth!r}")
     if object_store_mb < 76:
         raise ValueError(f"object_store_mb must be >= 76 (Ray's minimum), got {object_store_mb!r}")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
@@ -357,6 +410,9 @@ def up(
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MKL_NUM_THREADS", "1")
     env.pop("RAY_ADDRESS", None)
+    if auth == "token":
+        _ensure_token()
+    env["RAY_AUTH_MODE"] = "token" if auth == "token" else "disabled"
     # Job entrypoints (`sweepcast run ...`) run in a shell on the head: put this interpreter's
     # bin dir (the venv's) first so they find the same `sweepcast` and `python`.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -369,6 +425,7 @@ def up(
         host=host,
         gcs_address=gcs_address,
         dashboard_url=f"http://{host}:{dash_port}" if dash_port else "",
+        auth=auth,
     )
     procs: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
@@ -409,7 +466,8 @@ def up(
             _write_state(state)  # so `down` can clean up even if we die half-way
             if role == "head":
                 _wait_port(host, gcs_port, proc, logs[name], timeout_s)
-        ids = _wait_nodes(gcs_address, [n.name for n in state.nodes], procs, logs, timeout_s)
+        ids = _wait_nodes(gcs_address, [n.name for n in state.nodes], procs, logs, timeout_s,
+                          auth)
         for n in state.nodes:
             n.node_id = ids[n.name]
         if dash_port:
@@ -422,6 +480,15 @@ def up(
     return state
 
 
+def _psutil():  # type: ignore[no-untyped-def]
+    """psutil, as vendored by Ray (``import ray`` puts ``ray/thirdparty_files`` on the path)."""
+    import importlib
+
+    import ray  # noqa: F401
+
+    return importlib.import_module("psutil")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -431,8 +498,7 @@ def _pid_alive(pid: int) -> bool:
         return True
     # A zombie child of ours still answers kill(0); treat it as gone.
     try:
-        import psutil
-
+        psutil = _psutil()
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except Exception:  # noqa: BLE001 - psutil missing or racing: assume alive
         return True
@@ -440,7 +506,7 @@ def _pid_alive(pid: int) -> bool:
 
 def marked_processes(cluster_id: str) -> list[int]:
     """PIDs of live processes whose environment carries ``SWEEPCAST_CLUSTER_ID=cluster_id``."""
-    import psutil
+    psutil = _psutil()
 
     me = os.getpid()
     out = []
@@ -461,7 +527,7 @@ def raylet_pid(state: ClusterState, node_name: str) -> int:
     Raises:
         ClusterError: the node has no live raylet.
     """
-    import psutil
+    psutil = _psutil()
 
     node = state.node(node_name)
     try:

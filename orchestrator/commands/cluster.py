@@ -53,13 +53,17 @@ def command() -> None:
               help='Extra custom resources per worker as JSON, e.g. \'{"ssd": 1}\'.')
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind every server to. Change only on a trusted network.")
+@click.option("--auth", type=click.Choice(["token", "none"]), default="token", show_default=True,
+              help="Ray token authentication for the cluster (clients need RAY_AUTH_MODE=token "
+                   "and the token in ~/.ray/auth_token or $RAY_AUTH_TOKEN).")
 @click.option("--no-dashboard", is_flag=True, help="Skip the dashboard (disables `submit`).")
 @click.option("--object-store-mb", type=click.IntRange(min=76), default=128, show_default=True)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=180,
               show_default=True, help="Seconds to wait for every node to register.")
 @_run_dir_option
 def up_cmd(workers: int, cpus_per_worker: int, gpus_per_worker: int, head_cpus: int,
-           worker_resources: dict | None, host: str, no_dashboard: bool, object_store_mb: int,
+           worker_resources: dict | None, host: str, auth: str, no_dashboard: bool,
+           object_store_mb: int,
            timeout_s: float, run_dir: Path | None) -> None:
     """Start a head and WORKERS worker nodes as separate `ray start` processes."""
     from cluster.local import ClusterError, up
@@ -75,13 +79,14 @@ def up_cmd(workers: int, cpus_per_worker: int, gpus_per_worker: int, head_cpus: 
             host=host,
             dashboard=not no_dashboard,
             object_store_mb=object_store_mb,
+            auth=auth,
             timeout_s=timeout_s,
         )
     except (ClusterError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     _print_state(state)
     click.echo("")
-    click.echo(f"export RAY_ADDRESS={state.gcs_address}")
+    click.echo("export " + " ".join(f"{k}={v}" for k, v in state.client_env().items()))
     if state.dashboard_url:
         click.echo(f"sweepcast submit FILE --address {state.dashboard_url}")
     click.echo(f"stop with: sweepcast cluster down --run-dir {state.run_dir}")
@@ -125,7 +130,7 @@ def _print_state(state) -> None:  # type: ignore[no-untyped-def]
     from cluster.local import _pid_alive
 
     click.echo(f"cluster {state.cluster_id}  GCS {state.gcs_address}  "
-               f"dashboard {state.dashboard_url or '(off)'}")
+               f"dashboard {state.dashboard_url or '(off)'}  auth {state.auth}")
     for n in state.nodes:
         res = ", ".join(f"{k}={v:g}" for k, v in sorted(n.resources.items()))
         alive = "alive" if _pid_alive(n.pid) else "DEAD"

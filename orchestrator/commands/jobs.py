@@ -24,7 +24,7 @@ def _client(address: str | None, run_dir: Path | None) -> Any:
     from cluster.jobs import JobsError, client, resolve_address
 
     try:
-        return client(resolve_address(address, run_dir))
+        return client(resolve_address(address, run_dir), run_dir)
     except JobsError as e:
         raise click.ClickException(str(e)) from None
 

@@ -59,7 +59,7 @@ def command(file: Path, address: str | None, working_dir: Path, env_pairs: tuple
 
         env = parse_env_pairs(env_pairs)
         runtime_env, notes = build_runtime_env(wd, env=env, excludes=list(exclude))
-        c = client(resolve_address(address, run_dir))
+        c = client(resolve_address(address, run_dir), run_dir)
         for n in notes:
             click.echo(f"note: {n}", err=True)
         entrypoint = f"sweepcast run {shlex.quote(rel.as_posix())}"

@@ -1,0 +1,288 @@
+"""Resume an interrupted sweep: ``sweepcast resume NAME_OR_PATH``.
+
+What a sweep leaves in its experiment folder (``<storage_path>/<name>[_<stamp>]``) for this:
+
+* ``sweepcast_sweep.json`` (written at sweep start by :func:`prepare_resumable`): the validated
+  config as plain data, so a resume needs nothing but the folder.
+* ``sweepcast_tracker.json`` (the tracker's ``state()``, rewritten by the tracker whenever a run
+  is created or ends): the MLflow experiment, parent run id and trial -> run id / status.
+* ``sweepcast_curve_scheduler.json`` (the curve scheduler's JSON state: curves, incumbent,
+  verdicts), which the scheduler reloads by itself.
+* Tune's own state (``tuner.pkl``, ``experiment_state-*.json``, the searcher's state) and every
+  trial's checkpoints.
+
+:func:`resume_sweep` restores the tracker from its state (so ``start_sweep`` reopens the same
+parent run and a trial keeps its run), rebuilds the ledger of trials that ended before the
+interruption, restores the Tuner with ``Tuner.restore`` (unfinished trials resume from their
+last checkpoint; finished, pruned and failed ones stay as they were) and runs it to the end.
+
+Consistency window: Tune snapshots its trial table at most every ``TUNE_GLOBAL_CHECKPOINT_S``
+seconds (:func:`prepare_resumable` sets 1 s unless the user set it); the tracker writes its
+state immediately. A trial that ended within that window before a crash is restored by Tune as
+unfinished and runs again from its checkpoint; :func:`resume_sweep` names such trials in its
+output (it cannot happen for trials that ended earlier).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger("sweepcast.resume")
+
+MANIFEST_FILE = "sweepcast_sweep.json"
+MANIFEST_VERSION = 1
+TERMINAL = ("completed", "pruned", "failed")
+
+
+class ResumeError(RuntimeError):
+    """The sweep cannot be resumed; the message says why and what was looked at."""
+
+
+def prepare_resumable(exp_dir: Path, cfg: Any) -> Path:
+    """Write ``sweepcast_sweep.json`` into ``exp_dir`` and shorten Tune's snapshot period.
+
+    Called by the runner before ``Tuner.fit``. Returns the manifest path.
+    """
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Frequent snapshots are what we want here; Tune would warn about them on every trial.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "version": MANIFEST_VERSION,
+        "name": cfg.name,
+        "experiment_dir": str(exp_dir),
+        "created_unix": time.time(),
+        "config": cfg.model_dump(mode="json"),
+    }
+    path = exp_dir / MANIFEST_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def find_experiment(target: str, storage_path: str | None = None) -> Path:
+    """The experiment folder named by ``target``: a folder (or its manifest file), or a sweep
+    name looked up under ``storage_path`` (default ``./sweepcast_results``) as ``NAME`` or
+    ``NAME_<YYYYmmdd-HHMMSS>``, the most recently started one winning.
+
+    Raises:
+        ResumeError: nothing resumable found (the message lists where it looked).
+    """
+    from orchestrator.sweep import DEFAULT_STORAGE
+
+    p = Path(target).expanduser()
+    if p.is_file() and p.name == MANIFEST_FILE:
+        p = p.parent
+    if p.is_dir():
+        if (p / MANIFEST_FILE).is_file():
+            return p.resolve()
+        raise ResumeError(f"{p} is not a sweepcast experiment folder (no {MANIFEST_FILE})")
+    if "/" in target or target.startswith("."):
+        raise ResumeError(f"no experiment folder at {p}")
+    storage = Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    pat = re.compile(rf"^{re.escape(target)}(_\d{{8}}-\d{{6}})?$")
+    found = [d for d in storage.glob(f"{target}*")
+             if pat.match(d.name) and (d / MANIFEST_FILE).is_file()]
+    if not found:
+        raise ResumeError(f"no resumable sweep {target!r} under {storage} "
+                          f"(looked for {target}/ and {target}_<stamp>/ holding {MANIFEST_FILE})")
+    return max(found, key=lambda d: _created(d)).resolve()
+
+
+def _created(d: Path) -> float:
+    try:
+        return float(json.loads((d / MANIFEST_FILE).read_text()).get("created_unix", 0))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def load_manifest(exp_dir: Path) -> Any:
+    """The ``SweepConfig`` recorded in ``exp_dir`` (re-validated, trainable importable)."""
+    from orchestrator.config import ConfigError, SweepConfig
+    from orchestrator.config_errors import check_trainable
+
+    path = Path(exp_dir) / MANIFEST_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ResumeError(f"cannot read {path}: {e}") from None
+    if data.get("version") != MANIFEST_VERSION:
+        raise ResumeError(f"{path}: unsupported manifest version {data.get('version')!r}")
+    from pydantic import ValidationError
+
+    try:
+        cfg = SweepConfig.model_validate_json(json.dumps(data["config"]))
+    except (ValidationError, KeyError) as e:
+        raise ResumeError(f"{path}: the recorded config no longer validates: {e}") from None
+    try:
+        probs = check_trainable(cfg, {})
+    except ConfigError as e:  # pragma: no cover - defensive
+        probs = e.problems
+    if probs:
+        raise ResumeError(f"{path}: " + "; ".join(str(p) for p in probs))
+    return cfg
+
+
+def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
+                 max_epochs: int) -> list[str]:
+    """Fill ``ledger`` with the trials Tune recorded; return ids of the window mismatches."""
+    from ray.tune import ExperimentAnalysis
+
+    from orchestrator.callbacks import _error_text
+
+    statuses = {t: i.get("status") for t, i in (tracker_state.get("trials") or {}).items()}
+    try:
+        ea = ExperimentAnalysis(str(exp_dir))
+    except Exception as e:  # noqa: BLE001 - no snapshot yet: nothing to seed
+        log.warning("no Tune snapshot to read trials from (%s)", e)
+        return []
+    mismatched = []
+    for trial in ea.trials:
+        tid = trial.trial_id
+        rec = ledger.record(tid)
+        rec.params = dict(trial.config or {})
+        # Tune keeps per-metric max/min/last and the step count in its own trial state, so
+        # this needs neither result.json nor progress.csv in the trial folders.
+        stats = (trial.metric_analysis or {}).get(ledger.metric) or {}
+        if stats:
+            rec.last = stats.get("last")
+            rec.best = stats.get("max" if ledger.mode == "max" else "min")
+        last = trial.last_result or {}
+        epoch = last.get("epoch", last.get("training_iteration"))
+        if isinstance(epoch, (int, float)):
+            rec.epochs = int(epoch)
+        rec.results = int(last.get("training_iteration") or 0)
+        tracked = statuses.get(tid)
+        tune_done = trial.status in ("TERMINATED", "ERROR")
+        if tune_done:
+            if trial.status == "ERROR":
+                rec.status = "failed"
+                rec.error = (_error_text(trial).strip().splitlines() or ["error"])[-1][:200]
+            elif tracked in TERMINAL:
+                rec.status = tracked
+            else:
+                rec.status = "completed" if rec.epochs >= max_epochs else "pruned"
+            rec.stopped_by_scheduler = rec.status == "pruned"
+        else:
+            rec.status = "running"  # resumed from its checkpoint: "restart" in the progress
+            if tracked in TERMINAL:
+                mismatched.append(tid)
+    return mismatched
+
+
+def _bump_resumes(exp_dir: Path) -> int:
+    path = exp_dir / MANIFEST_FILE
+    data = json.loads(path.read_text())
+    data["resumes"] = int(data.get("resumes", 0)) + 1
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return data["resumes"]
+
+
+def _callbacks_of(tuner: Any) -> list[Any]:
+    try:
+        return tuner._local_tuner._run_config.callbacks  # Ray 2.60's TunerInternal
+    except AttributeError as e:  # pragma: no cover - a different Ray
+        raise ResumeError(f"cannot reach the restored Tuner's callbacks on this Ray ({e})") from e
+
+
+def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
+                 ray_address: str | None = None) -> Any:
+    """Finish the sweep in ``exp_dir``; returns the runner's ``SweepResult``.
+
+    Raises:
+        ResumeError: the folder is not resumable (missing state, config no longer valid).
+        SweepError: tracking or Ray unavailable, or Tune failed as a whole.
+    """
+    from orchestrator.sweep import TRACKER_STATE_FILE, init_ray, make_tracker
+
+    exp_dir = Path(exp_dir).resolve()
+    cfg = load_manifest(exp_dir)
+    state_path = exp_dir / TRACKER_STATE_FILE
+    try:
+        tracker_state = json.loads(state_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ResumeError(f"cannot read the tracker state {state_path}: {e}") from None
+    if not (exp_dir / "tuner.pkl").is_file():
+        raise ResumeError(f"{exp_dir} holds no Tune state (tuner.pkl): the sweep never started")
+
+    tracker = make_tracker(cfg, exp_dir)  # checks MLflow answers before Ray starts
+    try:
+        tracker.restore(tracker_state)
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        where = init_ray(ray_address)
+        return _resume(cfg, tracker, tracker_state, exp_dir, out, where)
+    finally:
+        tracker.close(timeout=60)
+
+
+def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path,
+            out: TextIO | None, where: str) -> Any:
+    from ray import tune
+
+    from orchestrator.callbacks import Ledger, SweepCallback
+    from orchestrator.sweep import SweepError, _finish, _say, load_trainable, print_table
+    from orchestrator.tracking.base import mask_uri
+    from orchestrator.tracking.registry import register_tracker, unregister_tracker
+
+    key = str(exp_dir)
+    ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
+    mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs)
+    trainable = tune.with_resources(
+        load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
+    )
+    tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                               resume_errored=False, restart_errored=False)
+    callbacks = _callbacks_of(tuner)
+    keys = {key}
+    for i, cb in enumerate(list(callbacks)):
+        if isinstance(cb, SweepCallback):
+            keys.add(cb.sweep_key)  # the folder may have moved: the scheduler holds the old key
+            callbacks[i] = SweepCallback(key, ledger, time_attr=cb.time_attr, out=out)
+    for k in keys:
+        register_tracker(k, tracker)
+    resumes = _bump_resumes(exp_dir)
+    parent = tracker.start_sweep(
+        cfg.name, cfg.model_dump(mode="json"), params=None,
+        tags={"sweepcast.experiment_dir": key, "sweepcast.ray": where,
+              "sweepcast.resumes": str(resumes)},
+    )
+    counts = ledger.counts()
+    _say(out, f"resuming sweep {cfg.name} from {exp_dir} on {where}")
+    _say(out, f"tracking: {getattr(tracker, 'masked_uri', '')}, parent run {parent} (reused)")
+    _say(out, f"before the interruption: {counts['completed']} completed, {counts['pruned']} "
+              f"pruned, {counts['failed']} failed; {counts['running']} to resume from their "
+              "checkpoints")
+    for tid in mismatched:
+        _say(out, f"note: {tid} ended just before the interruption, after Tune's last "
+                  "snapshot; Tune resumes it from its checkpoint")
+    t0 = time.monotonic()
+    status = "failed"
+    try:
+        tuner.fit()
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as e:
+        raise SweepError(f"the resumed sweep failed: {mask_uri(str(e))[:500]}") from e
+    finally:
+        result = _finish(cfg, tracker, ledger, exp_dir, time.monotonic() - t0, status)
+        for k in keys:
+            unregister_tracker(k)
+    if out is not None:
+        print_table(result, out)
+    return result
