@@ -66,6 +66,12 @@ class ScoringCallback(Callback):
         self.scorer, self.tracker = scorer, tracker
         self.log_decisions, self.finalize_on_end = log_decisions, finalize_on_end
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its RunConfig (callbacks included) into the experiment folder; a
+        # tracker holds locks and clients. The scorer's data is kept; a restored sweep
+        # re-attaches its tracker (``callback.tracker = tracker``).
+        return {**self.__dict__, "tracker": None}
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.scorer.on_trial_start(trial.trial_id, trial.config)
 
