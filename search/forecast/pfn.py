@@ -207,17 +207,21 @@ class PFN(nn.Module):
         y: torch.Tensor,
         ctx: torch.Tensor,
         cov: torch.Tensor | None = None,
+        out_idx: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits over buckets for every token.
+        """Logits over buckets for every token (or the tokens at ``out_idx``).
 
         Args:
             x: (B, L) steps on the model domain.
             y: (B, L) values; ignored where ``ctx`` is False.
             ctx: (B, L) bool, True for context tokens. Every other token is a query.
             cov: (B, L, k) covariates, required iff ``n_covariates`` > 0.
+            out_idx: optional (B, Q) long positions whose logits are wanted (saves the head's
+                cost on tokens nobody asks about).
 
         Returns:
-            (B, L, n_buckets) logits; only query positions are meaningful.
+            (B, L, n_buckets) logits, or (B, Q, n_buckets) with ``out_idx``; only query
+            positions are meaningful.
         """
         B, L = x.shape
         k = self.config.n_covariates
@@ -235,6 +239,8 @@ class PFN(nn.Module):
         mask = ~allowed
         mask = mask.repeat_interleave(self.config.nhead, dim=0)
         h = self.encoder(h, mask=mask)
+        if out_idx is not None:
+            h = h.gather(1, out_idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return self.head(self.norm(h))
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

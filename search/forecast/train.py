@@ -9,7 +9,7 @@ Every step draws a fresh batch from the prior with ``numpy.random.default_rng([s
 a run is reproducible and a resumed run sees exactly the batches it would have seen. Each curve has
 its own cutoff; the context is the prefix up to it, thinned for some curves (random drops or a
 stride) so the network also learns from sparse, irregular reports. The loss is the bar
-distribution's NLL at every later step.
+distribution's NLL at ``--queries`` later steps per curve, one of them the final step.
 
 ``OUT/ckpt.pt`` (model, optimiser, step; loadable with ``weights_only=True``) is written every
 ``--ckpt-every`` steps and at the end, atomically; rerunning the same command resumes from it.
@@ -33,12 +33,18 @@ from search.forecast.pfn import PFN, PFNConfig, make_borders, save_pfn
 from search.forecast.prior import PriorBatch, get_prior
 
 
-def context_masks(batch: PriorBatch, rng: np.random.Generator, thin_frac: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+MAX_CONTEXT = 48  # context tokens per curve; the forecaster subsamples longer prefixes to this
+
+
+def context_masks(
+    batch: PriorBatch, rng: np.random.Generator, thin_frac: float = 0.4, max_context: int = MAX_CONTEXT
+) -> tuple[np.ndarray, np.ndarray]:
     """Context and target masks (n, m) for a prior batch.
 
     Context: ``x <= cutoff``; for a ``thin_frac`` share of curves it is thinned, either by keeping
     every k-th point counted back from the cutoff (k in 2..6) or by dropping points at random,
-    always keeping the last observed point. Targets: every ``x > cutoff``.
+    always keeping the last observed point; a context longer than ``max_context`` keeps a random
+    subset of that size (again with the last point). Targets: every ``x > cutoff``.
     """
     n, m = batch.y.shape
     pos = np.arange(1, m + 1)[None, :]
@@ -52,17 +58,55 @@ def context_masks(batch: PriorBatch, rng: np.random.Generator, thin_frac: float 
     keep_rand = (rng.random((n, m)) < keep_p) | (pos == cut)
     keep = np.where(stride[:, None], keep_stride, keep_rand)
     ctx = ctx & np.where(thin[:, None], keep, True)
+    score = np.where(ctx, rng.random((n, m)), np.inf)
+    score[pos == cut] = -1.0
+    rank = np.argsort(np.argsort(score, axis=1), axis=1)
+    ctx = ctx & (rank < max_context)
     tgt = pos > cut
     return ctx, tgt
 
 
-def to_tensors(batch: PriorBatch, ctx: np.ndarray, tgt: np.ndarray):
-    x = torch.as_tensor(batch.x, dtype=torch.float32)
-    y = torch.as_tensor(batch.y, dtype=torch.float32)
-    c = torch.as_tensor(ctx)
-    t = torch.as_tensor(tgt)
-    cov = None if batch.cov is None else torch.as_tensor(batch.cov, dtype=torch.float32)
-    return x, y, c, t, cov
+def compact(batch: PriorBatch, ctx: np.ndarray, rng: np.random.Generator, n_query: int):
+    """Pack each curve into ``[its context tokens, padding, n_query query tokens]``.
+
+    Queries are drawn uniformly from the steps after the cutoff; the last one is always the final
+    step (the one the forecaster is asked about in practice). Padding tokens are neither context
+    nor asked about. Returns torch tensors x, y, ctx (B, L), out_idx (B, Q), y_query (B, Q) and
+    cov (B, L, k) or None.
+    """
+    n, m = batch.y.shape
+    rows = np.arange(n)[:, None]
+    n_ctx = ctx.sum(axis=1)
+    lc = int(n_ctx.max())
+    order = np.argsort(~ctx, axis=1, kind="stable")[:, :lc]  # context positions first, in order
+    cpos = np.take_along_axis(np.broadcast_to(np.arange(m), (n, m)), order, axis=1)
+    cmask = np.arange(lc)[None, :] < n_ctx[:, None]
+    cut = batch.cutoff[:, None]
+    u = rng.random((n, n_query))
+    qpos = np.minimum(cut + np.floor(u * (m - cut)).astype(np.int64), m - 1)  # 0-based, > cut-1
+    qpos[:, -1] = m - 1
+    pos = np.concatenate([cpos, qpos], axis=1)
+    x = batch.x[rows, pos]
+    y = batch.y[rows, pos]
+    c = np.concatenate([cmask, np.zeros((n, n_query), dtype=bool)], axis=1)
+    out_idx = np.broadcast_to(np.arange(lc, lc + n_query), (n, n_query))
+    cov = None if batch.cov is None else torch.as_tensor(batch.cov[rows, pos], dtype=torch.float32)
+    return (
+        torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32),
+        torch.as_tensor(c), torch.as_tensor(np.ascontiguousarray(out_idx)),
+        torch.as_tensor(y[:, lc:], dtype=torch.float32), cov,
+    )
+
+
+def bf16_fast(dev: torch.device) -> bool:
+    """bf16 autocast only where the hardware has bf16 arithmetic (else it is several times slower)."""
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    return bool(
+        (hasattr(cpu, "_is_avx512_bf16_supported") and cpu._is_avx512_bf16_supported())
+        or (hasattr(cpu, "_is_amx_tile_supported") and cpu._is_amx_tile_supported())
+    )
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -77,9 +121,9 @@ def evaluate(model: PFN, batch: PriorBatch, rng: np.random.Generator) -> dict:
     """NLL and 90% central-interval coverage at the final step on held-out prior curves."""
     model.eval()
     ctx, _ = context_masks(batch, rng)
-    x, y, c, _, cov = to_tensors(batch, ctx, ctx)
-    logits = model(x, y, c, cov)[:, -1]
-    yt = y[:, -1]
+    x, y, c, oi, yq, cov = compact(batch, ctx, rng, 1)
+    logits = model(x, y, c, cov, out_idx=oi)[:, -1]
+    yt = yq[:, -1]
     nll = float(-model.bar.log_prob(logits, yt).mean())
     q = model.bar.icdf(logits, torch.tensor([0.05, 0.5, 0.95]))
     cov90 = float(((yt >= q[:, 0]) & (yt <= q[:, 2])).float().mean())
@@ -99,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--queries", type=int, default=8, help="query steps per curve (the last is always the final step)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--ckpt-every", type=int, default=250)
@@ -116,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     prior = get_prior(a.prior)
     dev = torch.device(a.device)
-    use_bf16 = a.bf16 == "on" or (a.bf16 == "auto" and dev.type in ("cpu", "cuda"))
+    use_bf16 = a.bf16 == "on" or (a.bf16 == "auto" and bf16_fast(dev))
 
     ck = out / "ckpt.pt"
     if ck.exists():
@@ -176,19 +221,19 @@ def main(argv: list[str] | None = None) -> None:
     while step < a.steps:
         rng = np.random.default_rng([a.seed, step])
         batch = prior.sample(a.batch, rng)
-        ctx, tgt = context_masks(batch, rng)
-        x, y, c, t, cov = (None if v is None else v.to(dev) for v in to_tensors(batch, ctx, tgt))
+        ctx, _ = context_masks(batch, rng)
+        x, y, c, oi, yq, cov = (None if v is None else v.to(dev) for v in compact(batch, ctx, rng, a.queries))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, a.warmup)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(x, y, c, cov)
-        loss = model.loss(logits.float(), y, t)
+            logits = model(x, y, c, cov, out_idx=oi)
+        loss = -model.bar.log_prob(logits.float(), yq).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        run_losses.append(float(loss))
+        run_losses.append(loss.item())
         if step % 50 == 0:
             el = elapsed0 + time.time() - t0
             print(f"step {step} loss {np.mean(run_losses):.4f} lr {opt.param_groups[0]['lr']:.2e} "

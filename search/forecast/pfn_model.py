@@ -1,0 +1,201 @@
+"""`PFNModel`: the shipped LC-PFN forecaster behind the `CurveModel` seam.
+
+One forward pass scores a whole batch: every curve is normalised on its own (see
+``normalise.py``), its prefix subsampled to at most ``max_context`` points, padded into one
+tensor with a context mask, and the network is asked for the bar distribution of the value at the
+target step. The returned `PFNForecast` keeps the bucket probabilities and each curve's value map,
+so quantiles, CDF and mean come back in the user's units.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from search.forecast.base import Curve, CurveModel, Forecast, Mode, check_batch
+from search.forecast.normalise import ValueMap, normalise_batch
+
+DEFAULT_WEIGHTS = "pfn_sweepcast"
+MAX_CONTEXT = 48  # must match the training context cap (search.forecast.train.MAX_CONTEXT)
+
+
+def shipped_weights(stem: str = DEFAULT_WEIGHTS) -> tuple[Path, Path]:
+    """Paths of the weights (``.pt``) and config (``.json``) shipped in the package."""
+    base = Path(str(resources.files("search.forecast") / "weights"))
+    return base / f"{stem}.pt", base / f"{stem}.json"
+
+
+class PFNForecast(Forecast):
+    """Bar distributions in model units plus per-curve affine maps back to user units."""
+
+    def __init__(self, probs: np.ndarray, borders: np.ndarray, vmaps: Sequence[ValueMap]):
+        self._p = np.asarray(probs, dtype=np.float64)
+        self._p = self._p / self._p.sum(axis=1, keepdims=True)
+        self._b = np.asarray(borders, dtype=np.float64)
+        self._c = np.concatenate([np.zeros((self._p.shape[0], 1)), np.cumsum(self._p, axis=1)], axis=1)
+        self._c[:, -1] = 1.0
+        w = self._b[1:] - self._b[:-1]
+        self._sl = w[0] / 0.6744897501960817
+        self._sr = w[-1] / 0.6744897501960817
+        self._worst = np.array([m.worst for m in vmaps])
+        self._scale = np.array([m.scale for m in vmaps])
+        self._sign = np.array([m.sign for m in vmaps])
+
+    def __len__(self) -> int:
+        return int(self._p.shape[0])
+
+    # ---- model units -------------------------------------------------------------------------
+    def model_cdf(self, y: np.ndarray) -> np.ndarray:
+        """P(Y <= y) in model units, y shape (n,)."""
+        from scipy.special import erfc
+
+        b, p, c = self._b, self._p, self._c
+        n = len(self)
+        y = np.broadcast_to(np.asarray(y, dtype=np.float64), (n,))
+        i = np.clip(np.searchsorted(b, y, side="right") - 1, 0, b.size - 2)
+        rows = np.arange(n)
+        frac = np.clip((y - b[i]) / (b[i + 1] - b[i]), 0.0, 1.0)
+        out = c[rows, i] + frac * p[rows, i]
+        left = p[:, 0] * erfc(np.maximum(b[1] - y, 0.0) / self._sl / np.sqrt(2.0))
+        right = 1.0 - p[:, -1] * erfc(np.maximum(y - b[-2], 0.0) / self._sr / np.sqrt(2.0))
+        out = np.where(y < b[1], left, out)
+        out = np.where(y >= b[-2], right, out)
+        return np.clip(out, 0.0, 1.0)
+
+    def model_quantiles(self, qs: np.ndarray) -> np.ndarray:
+        """Quantiles in model units, shape (n, len(qs))."""
+        from scipy.special import erfcinv
+
+        qs = np.asarray(qs, dtype=np.float64).ravel()
+        b, p, c = self._b, self._p, self._c
+        n, nb = p.shape
+        out = np.empty((n, qs.size))
+        for j, q in enumerate(qs):
+            i = np.clip((c[:, 1:] <= q).sum(axis=1), 0, nb - 1)  # bucket holding q
+            rows = np.arange(n)
+            frac = np.clip((q - c[rows, i]) / np.maximum(p[rows, i], 1e-300), 0.0, 1.0)
+            v = b[i] + frac * (b[i + 1] - b[i])
+            pl = np.clip(q / np.maximum(p[:, 0], 1e-300), 1e-300, 1.0)
+            vl = b[1] - self._sl * np.sqrt(2.0) * erfcinv(pl)
+            pr = np.clip((1.0 - q) / np.maximum(p[:, -1], 1e-300), 1e-300, 1.0)
+            vr = b[-2] + self._sr * np.sqrt(2.0) * erfcinv(pr)
+            v = np.where(i == 0, vl, v)
+            v = np.where(i == nb - 1, vr, v)
+            out[:, j] = v
+        return out
+
+    def model_mean(self) -> np.ndarray:
+        b = self._b
+        mids = (b[:-1] + b[1:]) / 2
+        c = np.sqrt(2.0 / np.pi)
+        mids[0] = b[1] - self._sl * c
+        mids[-1] = b[-2] + self._sr * c
+        return self._p @ mids
+
+    def model_logpdf(self, y: np.ndarray) -> np.ndarray:
+        """Log density in model units at y (n,)."""
+        b, p = self._b, self._p
+        n = len(self)
+        y = np.broadcast_to(np.asarray(y, dtype=np.float64), (n,))
+        i = np.clip(np.searchsorted(b, y, side="right") - 1, 0, b.size - 2)
+        rows = np.arange(n)
+        with np.errstate(divide="ignore"):
+            d = np.log(p[rows, i]) - np.log(b[i + 1] - b[i])
+            hn = np.log(2.0) - 0.5 * np.log(2 * np.pi)
+            zl = np.maximum(b[1] - y, 0.0) / self._sl
+            zr = np.maximum(y - b[-2], 0.0) / self._sr
+            left = np.log(p[:, 0]) + hn - np.log(self._sl) - 0.5 * zl**2
+            right = np.log(p[:, -1]) + hn - np.log(self._sr) - 0.5 * zr**2
+        d = np.where(y < b[1], left, d)
+        return np.where(y >= b[-2], right, d)
+
+    # ---- user units --------------------------------------------------------------------------
+    def _to_model(self, v: np.ndarray) -> np.ndarray:
+        v = np.broadcast_to(np.asarray(v, dtype=np.float64), (len(self),))
+        return self._sign * (v - self._worst) / self._scale
+
+    def _to_user(self, y: np.ndarray) -> np.ndarray:
+        return self._worst[:, None] + self._sign[:, None] * y * self._scale[:, None]
+
+    def quantiles(self, qs) -> np.ndarray:
+        qs = np.asarray(qs, dtype=np.float64).ravel()
+        if np.any((qs <= 0) | (qs >= 1)):
+            raise ValueError(f"quantile levels must be in (0, 1), got {qs.tolist()!r}")
+        up = self._to_user(self.model_quantiles(qs))
+        down = self._to_user(self.model_quantiles(1.0 - qs))
+        return np.where(self._sign[:, None] > 0, up, down)
+
+    def cdf(self, y) -> np.ndarray:
+        f = self.model_cdf(self._to_model(y))
+        return np.where(self._sign > 0, f, 1.0 - f)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._to_user(self.model_mean()[:, None])[:, 0]
+
+
+class PFNModel(CurveModel):
+    """The LC-PFN forecaster (`CurveModel`). Loads the shipped weights unless given others.
+
+    Args:
+        weights: path of a ``.pt`` state_dict (its ``.json`` config next to it); default: the
+            weights shipped in the package.
+        threads: torch threads used for inference (1: the driver's cores belong to trials).
+        bounds: optional sweep-level ``(worst, best)`` references for the normaliser.
+        max_context: context points per curve (longer prefixes are subsampled).
+    """
+
+    name = "pfn"
+
+    def __init__(self, weights: str | Path | None = None, *, threads: int = 1,
+                 bounds: tuple[float, float] | None = None, max_context: int = MAX_CONTEXT):
+        import torch
+
+        from search.forecast.pfn import load_pfn
+
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        pt, js = shipped_weights() if weights is None else (Path(weights), Path(weights).with_suffix(".json"))
+        self.net = load_pfn(pt, js)
+        if self.net.config.n_covariates:
+            raise ValueError(
+                f"{pt} expects {self.net.config.n_covariates} covariates per step; PFNModel is the "
+                "covariate-free forecaster"
+            )
+        self.threads = threads
+        self.bounds = bounds
+        self.max_context = max_context
+        self._torch = torch
+        self._borders = self.net.bar.borders.numpy().astype(np.float64)
+
+    def forecast(self, curves: Sequence[Curve], target_step, *, mode: Mode = "max") -> Forecast:
+        torch = self._torch
+        targets = check_batch(curves, target_step)
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        h = self.net.config.horizon
+        norm = normalise_batch(curves, targets, mode, horizon=h, max_points=self.max_context, bounds=self.bounds)
+        n = len(norm)
+        lc = max(c.x.size for c in norm)
+        L = lc + 1
+        x = np.zeros((n, L), dtype=np.float32)
+        y = np.zeros((n, L), dtype=np.float32)
+        ctx = np.zeros((n, L), dtype=bool)
+        for i, c in enumerate(norm):
+            k = c.x.size
+            x[i, :k], y[i, :k], ctx[i, :k] = c.x, c.y, True
+            x[i, k:] = c.x_target  # padding tokens (not context) and the query at the end
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                oi = torch.full((n, 1), L - 1, dtype=torch.long)
+                logits = self.net(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(ctx), out_idx=oi)[:, 0]
+                probs = torch.softmax(logits.float(), dim=-1).double().numpy()
+        finally:
+            torch.set_num_threads(prev)
+        return PFNForecast(probs, self._borders, [c.vmap for c in norm])
+
