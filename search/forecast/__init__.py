@@ -1,7 +1,8 @@
 """Learning-curve forecasting: the `CurveModel` seam, the LC-PFN forecaster and its baselines.
 
 ``get_model(name)`` builds a model by name: ``"pfn"`` (the shipped LC-PFN, see ``MODEL.md``),
-``"parametric"`` (least-squares + MCMC ensemble, Domhan et al. 2015) or ``"last-value"``. torch is
+``"parametric"`` (least-squares + MCMC ensemble, Domhan et al. 2015), ``"last-value"`` or
+``"pfn-schedule"`` (the PFN told each trial's learning-rate schedule, ``pfn_schedule.py``). torch is
 imported only when the PFN is built.
 """
 
@@ -18,7 +19,7 @@ from search.forecast.base import (
     check_curve,
 )
 
-MODEL_NAMES = ("pfn", "parametric", "last-value")
+MODEL_NAMES = ("pfn", "parametric", "last-value", "pfn-schedule")
 
 
 def get_model(name: str, **kwargs) -> CurveModel:
@@ -31,6 +32,10 @@ def get_model(name: str, **kwargs) -> CurveModel:
         from search.forecast.pfn_model import PFNModel
 
         return PFNModel(**kwargs)
+    if name == "pfn-schedule":  # issue 8: told each trial's learning-rate schedule
+        from search.forecast.pfn_schedule import SchedulePFNModel
+
+        return SchedulePFNModel(**kwargs)
     if name == "parametric":
         from search.forecast.parametric import ParametricModel
 
