@@ -18,7 +18,7 @@ schedule-free prior); use ``get_model("pfn")`` for sweeps that declare no schedu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
