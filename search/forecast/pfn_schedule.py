@@ -17,8 +17,8 @@ schedule-free prior); use ``get_model("pfn")`` for sweeps that declare no schedu
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
