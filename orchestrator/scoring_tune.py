@@ -79,7 +79,7 @@ class ScoringCallback(Callback):
                         **info: Any) -> None:
         tid = trial.trial_id
         if self.scorer.on_result(tid, result) or self.scorer.latest(tid) is None:
-            self.scorer.score()  # not already scored by the scheduler wrapper
+            self.scorer.score_trial(tid)  # not already scored by the scheduler wrapper
         result[SCORE_KEY] = self.scorer.objective_value(tid)
         if self.tracker is not None and self.log_decisions:
             self.scorer.log_decision(self.tracker, tid)
@@ -124,7 +124,7 @@ class ScoreObjectiveScheduler(TrialScheduler):
 
     def _inject(self, trial: Any, result: dict) -> None:
         self.scorer.on_result(trial.trial_id, result)
-        self.scorer.score()
+        self.scorer.score_trial(trial.trial_id)
         result[SCORE_KEY] = self.scorer.objective_value(trial.trial_id)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:

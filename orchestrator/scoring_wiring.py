@@ -113,6 +113,7 @@ class _Trial:
     ended_at: float | None = None
     last_key: tuple | None = None
     reads: dict[str, set[str]] = field(default_factory=dict)
+    record: TrialRecord | None = None    # cached once ended (nothing changes any more)
 
 
 class SweepScorer:
@@ -201,7 +202,7 @@ class SweepScorer:
         t = self._trials.get(trial_id)
         if t is None:
             t = self._trials[trial_id] = _Trial(params=dict(params))
-        t.status, t.ended_at = "running", None
+        t.status, t.ended_at, t.record = "running", None, None
         if t.seg_start is None:
             t.seg_start = now
 
@@ -222,7 +223,7 @@ class SweepScorer:
         key = (float(step), result.get("training_iteration"))
         if key == t.last_key:
             return False
-        t.last_key = key
+        t.last_key, t.record = key, None
         now = self.clock()
         t.last_report = now
         for name, v in result.items():
@@ -243,7 +244,9 @@ class SweepScorer:
 
     def observe_read(self, trial_id: str, step_name: str, artifact: str) -> None:
         """Record that pipeline step ``step_name`` read ``artifact`` at run time (coupling)."""
-        self._trials[trial_id].reads.setdefault(step_name, set()).add(artifact)
+        t = self._trials[trial_id]
+        t.reads.setdefault(step_name, set()).add(artifact)
+        t.record = None
 
     def on_trial_end(self, trial_id: str, status: str) -> None:
         """A trial ended: ``finished``/``completed``, ``pruned`` or ``failed`` (for good)."""
@@ -254,12 +257,13 @@ class SweepScorer:
         t = self._trials[trial_id]
         now = self.clock()
         self._close_segment(t, now)
-        t.status, t.ended_at = status, now
+        t.status, t.ended_at, t.record = status, now, None
 
     def on_trial_error(self, trial_id: str, *, will_retry: bool = False) -> None:
         """A trial crashed: counts a failure; ``failed`` unless it will be retried."""
         t = self._trials[trial_id]
         t.failures += 1
+        t.record = None
         now = self.clock()
         self._close_segment(t, now)
         if not will_retry:
@@ -283,6 +287,9 @@ class SweepScorer:
         now = self.clock()
         out = []
         for tid, t in self._trials.items():
+            if t.record is not None and logged_keys is None:
+                out.append(t.record)
+                continue
             wall = t.run_s + (max(now - t.seg_start, 0.0) if t.seg_start is not None else 0.0)
             end = t.ended_at if t.ended_at is not None else now
             since = max(end - t.last_report, 0.0) if t.last_report is not None else None
@@ -295,6 +302,8 @@ class SweepScorer:
                 declared_metrics=(self.metric,), reported_metrics=frozenset(t.metric_names),
                 metric_values=t.n_values, non_finite_values=t.n_non_finite,
                 observed_reads={k: frozenset(v) for k, v in t.reads.items()}))
+            if t.status != "running" and logged_keys is None:
+                t.record = out[-1]
         return out
 
     def score(self, logged_keys: Callable[[str], frozenset[str] | None] | None = None,
@@ -304,6 +313,14 @@ class SweepScorer:
                               space=self.space, pipeline=self.pipeline, n_trials=self.n_trials)
         self._latest = {s.trial_id: s for s in scores}
         return scores
+
+    def score_trial(self, trial_id: str) -> TrialScore:
+        """Score one trial now (the decision-point path: the sweep-wide quantities come from
+        every trial, the components and the forecast only for this one); cached, unranked."""
+        (s,) = score_trials(self.records(), self.params, model=self.model, space=self.space,
+                            pipeline=self.pipeline, n_trials=self.n_trials, only=(trial_id,))
+        self._latest[trial_id] = s
+        return s
 
     def latest(self, trial_id: str) -> TrialScore | None:
         """The trial's score from the last :meth:`score` call."""

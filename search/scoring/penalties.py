@@ -91,7 +91,7 @@ def observability(record: TrialRecord, params: ScoringParams,
     staleness = 0.0
     if pace:
         ratio = since / (k * pace)
-        staleness = float(np.clip((ratio - params.staleness_grace) / params.staleness_span, 0, 1))
+        staleness = min(max((ratio - params.staleness_grace) / params.staleness_span, 0.0), 1.0)
     return Observability(float(missing_reports), float(missing_metrics), staleness)
 
 

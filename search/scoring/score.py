@@ -8,7 +8,7 @@ decision point and once at the end.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -120,7 +120,8 @@ def _pooled_pace(records: Sequence[TrialRecord]) -> float | None:
 def score_trials(records: Sequence[TrialRecord], params: ScoringParams | None = None, *,
                  model: CurveModel | None = None, space: Sequence[ParamSpec] = (),
                  pipeline: Pipeline | None = None, n_trials: int | None = None,
-                 history: FailureHistory | None = None) -> list[TrialScore]:
+                 history: FailureHistory | None = None,
+                 only: Collection[str] | None = None) -> list[TrialScore]:
     """Score and rank every trial of a sweep at one moment.
 
     Args:
@@ -133,9 +134,14 @@ def score_trials(records: Sequence[TrialRecord], params: ScoringParams | None = 
         n_trials: trials in the sweep (``num_samples``) for the default V; default
             ``len(records)``.
         history: failure history; default: the failures and hours of ``records``.
+        only: score just these trial ids (the sweep-wide quantities, V, L, the target, the
+            failure history and the pooled pace, still come from all ``records``); the result
+            is then unranked (``rank`` None), in ``records`` order. This is the cheap path for
+            a decision point, where only the trial that reported needs its score.
 
     Returns:
-        One :class:`TrialScore` per record, in ranking order (``rank`` 1..n).
+        One :class:`TrialScore` per record, in ranking order (``rank`` 1..n); with ``only``,
+        one per selected record, unranked.
 
     Running trials with no report yet get P_target from the finished trials' success rate
     (Laplace-smoothed: ``(hits + 1) / (finished + 2)``).
@@ -160,12 +166,16 @@ def score_trials(records: Sequence[TrialRecord], params: ScoringParams | None = 
         n_trials if n_trials is not None else len(records))
     lam = params.penalty_weight if params.penalty_weight is not None else one_trial
 
+    wanted = None if only is None else set(only)
+    sel = [i for i, r in enumerate(records) if wanted is None or r.trial_id in wanted]
+
     # P_target: ended trials by their final value, running ones by one batched forecast.
     p_target = np.zeros(len(records))
     finished = [r for r in records if r.status == "finished"]
     base = (sum(rw.reaches(r.last_value, target, mode) for r in finished) + 1) / (len(finished) + 2)
-    running = [i for i, r in enumerate(records) if not r.ended and r.steps.size]
-    for i, r in enumerate(records):
+    running = [i for i in sel if not records[i].ended and records[i].steps.size]
+    for i in sel:
+        r = records[i]
         if r.ended:
             p_target[i] = rw.reaches(r.last_value, target, mode)
         elif not r.steps.size:
@@ -176,21 +186,23 @@ def score_trials(records: Sequence[TrialRecord], params: ScoringParams | None = 
             [records[i].max_step for i in running], mode=mode)
         p_target[running] = rw.p_target_from_forecast(fc, target, mode)
 
-    retries = np.array([-1 if r.max_failures < 0 else max(r.max_failures - r.failures, 0)
-                        for r in records])
-    remaining = np.array([c.remaining for c in costs])
-    p_surv = rw.p_survive(remaining, history, prior_failures=params.prior_failures,
-                          prior_hours=params.prior_hours, retries=retries)
+    retries = np.array([-1 if records[i].max_failures < 0
+                        else max(records[i].max_failures - records[i].failures, 0) for i in sel])
+    remaining = np.array([costs[i].remaining for i in sel])
+    p_surv = dict(zip(sel, rw.p_survive(remaining, history, prior_failures=params.prior_failures,
+                                        prior_hours=params.prior_hours, retries=retries)))
     ch = pen.cohesion(pipeline)
+    c_h = params.cost_per_hour
 
     out = []
-    for i, r in enumerate(records):
+    for i in sel:
+        r = records[i]
         ps = 0.0 if r.status == "failed" else (1.0 if r.ended else float(p_surv[i]))
         pt = float(p_target[i])
         p_success = ps * pt
         c = costs[i]
-        r_total = float(rw.reward(p_success, value, params.cost_per_hour, c.total))
-        r_cont = float(rw.reward(p_success, value, params.cost_per_hour, c.remaining))
+        r_total = p_success * value - c_h * c.total
+        r_cont = p_success * value - c_h * c.remaining
         ob = pen.observability(r, params, pace)
         ih = pen.hygiene(r, params, space)
         cp = pen.coupling(pipeline, r.observed_reads)
@@ -206,7 +218,7 @@ def score_trials(records: Sequence[TrialRecord], params: ScoringParams | None = 
             cost_spent=c.spent, cost_remaining=c.remaining, reward_total=r_total,
             reward_continuation=r_cont, observability=ob, hygiene=ih, cohesion=ch, coupling=cp,
             penalty=penalty, score=r_total - lam * penalty, gates=tuple(gates)))
-    return rank(out, params.tolerance * value)
+    return out if only is not None else rank(out, params.tolerance * value)
 
 
 def _order(scores: Sequence[TrialScore], delta: float) -> list[TrialScore]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from search.scoring import (
@@ -104,24 +104,25 @@ def test_ranking_stable_under_relabelling(recs, params, data):
 
 
 @SETTINGS
-@given(sweeps(), params_st, st.integers(0, 6), st.floats(1.0, 1e5))
-def test_score_decreases_with_cost(recs, params, idx, extra_s):
-    """More wall time (hence device-hours) for one trial lowers its score, all else equal."""
+@given(sweeps(), params_st, st.integers(0, 6), st.floats(1.01, 16.0))
+def test_score_decreases_with_cost(recs, params, idx, factor):
+    """More devices held for the same run (more device-hours) lower the score, all else equal.
+
+    Scaling the resources scales the trial's spent and remaining hours and nothing else (its
+    pace, reports and params stay), so with V and L fixed the reward and the score must drop.
+    """
     params = dataclasses.replace(params, value=params.value or 10.0,
                                  penalty_weight=params.penalty_weight or 1.0, cost_per_hour=1.0)
     i = idx % len(recs)
     r = recs[i]
-    # keep its pace-based forecasts comparable: add the time as time since the last report
-    since = (r.since_last_report_s or 0.0) + extra_s if r.steps.size else None
-    if r.ended:
-        since = r.since_last_report_s
-    slower = dataclasses.replace(r, wall_time_s=r.wall_time_s + extra_s,
-                                 since_last_report_s=since)
-    hist = FailureHistory(1, 10.0)  # fixed, so P_survive does not move with the extra hours
+    bigger = dataclasses.replace(r, resources=Resources(cpu=r.resources.cpu * factor,
+                                                        gpu=r.resources.gpu * factor))
+    hist = FailureHistory(1, 10.0)  # fixed, so P_survive moves only with the trial's own hours
     a = {s.trial_id: s for s in score_trials(recs, params, space=SPACE, history=hist)}
-    b = {s.trial_id: s for s in score_trials(recs[:i] + [slower] + recs[i + 1:], params,
+    b = {s.trial_id: s for s in score_trials(recs[:i] + [bigger] + recs[i + 1:], params,
                                              space=SPACE, history=hist)}
+    assume(a[r.trial_id].cost_hours > 1e-9)
     assert b[r.trial_id].cost_hours > a[r.trial_id].cost_hours
+    assert b[r.trial_id].penalty == a[r.trial_id].penalty
     assert b[r.trial_id].reward_total < a[r.trial_id].reward_total
-    if r.ended:  # nothing else moves for an ended trial (its penalty cannot change)
-        assert b[r.trial_id].score < a[r.trial_id].score
+    assert b[r.trial_id].score < a[r.trial_id].score

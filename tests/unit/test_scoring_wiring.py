@@ -61,7 +61,7 @@ def run_sweep(clock: Clock, tracker: InMemoryTracker) -> SweepScorer:
                       "loss": 1.0 - vals[epoch - 1], "time_this_iter_s": 900.0}
             assert scorer.on_result(tid, result)
             assert not scorer.on_result(tid, dict(result))  # same result again: ignored
-            scorer.score()
+            assert scorer.score_trial(tid).rank is None  # decision point: unranked
             scorer.log_decision(tracker, tid)
     for tid in trials:
         scorer.on_trial_end(tid, "completed")
@@ -104,6 +104,20 @@ def test_sweep_scored_recorded_and_gated():
     assert [r["trial"] for r in rows] == ["good", "leaky", "nan"]
     assert tracker.parent["tags"]["sweepcast.winner"] == "good"
     assert TOKEN not in md
+
+
+def test_score_trial_matches_full_scoring():
+    clock, tracker = Clock(), InMemoryTracker()
+    scorer = run_sweep(clock, tracker)
+    scorer.on_trial_start("late", {"lr": 0.03})
+    clock.t += 100
+    scorer.on_result("late", {"epoch": 1, "acc": 0.7})
+    full = {s.trial_id: s for s in scorer.score()}
+    for tid, f in full.items():
+        one = scorer.score_trial(tid)
+        assert one.score == pytest.approx(f.score)
+        assert one.p_survive == pytest.approx(f.p_survive)
+        assert one.hygiene == f.hygiene and one.gates == f.gates
 
 
 def test_running_trial_goes_quiet():
