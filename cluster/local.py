@@ -348,6 +348,7 @@ def up(
     object_store_mb: int = 128,
     system_config: dict[str, Any] | None = None,
     auth: str = "token",
+    env: dict[str, str] | None = None,
     timeout_s: float = 180.0,
 ) -> ClusterState:
     """Start a head and ``workers`` worker nodes, each as its own ``ray start --block``.
@@ -371,6 +372,8 @@ def up(
             is generated in ``~/.ray/auth_token`` if Ray finds none), or ``"none"``. Set
             explicitly either way: Ray 2.60 would otherwise switch it on whenever some earlier
             ``ray.init()`` left a token file behind.
+        env: Extra environment variables for every node's processes (raylet, workers), e.g.
+            ``PYTHONPATH`` so trials import modules the cluster's image lacks.
         timeout_s: How long to wait for every node to register.
 
     Returns:
@@ -405,7 +408,9 @@ def up(
         (run_dir / STATE_FILE).unlink()
 
     cluster_id = uuid.uuid4().hex[:12]
+    extra_env = dict(env or {})
     env = dict(os.environ)
+    env.update(extra_env)
     env[MARKER_ENV] = cluster_id
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MKL_NUM_THREADS", "1")

@@ -71,7 +71,8 @@ def prepare_resumable(exp_dir: Path, cfg: Any) -> Path:
 
 def find_experiment(target: str, storage_path: str | None = None) -> Path:
     """The experiment folder named by ``target``: a folder (or its manifest file), or a sweep
-    name looked up under ``storage_path`` (default ``./sweepcast_results``) as ``NAME`` or
+    name looked up under ``storage_path`` (default ``$SWEEPCAST_STORAGE_PATH``, else
+    ``./sweepcast_results``) as ``NAME`` or
     ``NAME_<YYYYmmdd-HHMMSS>``, the most recently started one winning.
 
     Raises:
@@ -88,7 +89,8 @@ def find_experiment(target: str, storage_path: str | None = None) -> Path:
         raise ResumeError(f"{p} is not a sweepcast experiment folder (no {MANIFEST_FILE})")
     if "/" in target or target.startswith("."):
         raise ResumeError(f"no experiment folder at {p}")
-    storage = Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    storage = Path(storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH")
+                   or DEFAULT_STORAGE).expanduser().resolve()
     pat = re.compile(rf"^{re.escape(target)}(_\d{{8}}-\d{{6}})?$")
     found = [d for d in storage.glob(f"{target}*")
              if pat.match(d.name) and (d / MANIFEST_FILE).is_file()]
@@ -219,8 +221,11 @@ def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
     tracker = make_tracker(cfg, exp_dir)  # checks MLflow answers before Ray starts
     try:
         tracker.restore(tracker_state)
-        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+        from orchestrator import sweep
+
+        quiet = getattr(sweep, "quiet_tune", None)  # the runner's Tune output settings
+        if quiet is not None:
+            quiet()
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         where = init_ray(ray_address)

@@ -112,9 +112,21 @@ def test_rayjob_runs_sweepcast_on_the_same_cluster_spec(rayjob: dict, raycluster
     check_kuberay(rayjob, RAYJOB.name)
     assert rayjob["spec"]["rayClusterSpec"] == raycluster["spec"]
     argv = shlex.split(rayjob["spec"]["entrypoint"])
-    assert argv[:3] == ["sweepcast", "run", "/etc/sweepcast/sweep.yaml"]
-    # the storage path is expanded from the pod's environment, not written in the manifest
-    assert "$SWEEPCAST_STORAGE_PATH" in rayjob["spec"]["entrypoint"]
+    assert argv == ["sweepcast", "run", "/etc/sweepcast/sweep.yaml"]
+
+
+def test_storage_path_is_on_a_shared_volume_mounted_by_every_pod(raycluster: dict) -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in load_docs(KCONFIG)}
+    storage = docs[("ConfigMap", "sweepcast-env")]["data"]["SWEEPCAST_STORAGE_PATH"]
+    pvc = docs[("PersistentVolumeClaim", "sweepcast-results")]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]  # trials retry on other nodes
+    for group in [raycluster["spec"]["headGroupSpec"], *raycluster["spec"]["workerGroupSpecs"]]:
+        spec = group["template"]["spec"]
+        claims = {v["name"] for v in spec["volumes"]
+                  if v.get("persistentVolumeClaim", {}).get("claimName") == "sweepcast-results"}
+        mounts = [m["mountPath"] for m in spec["containers"][0]["volumeMounts"]
+                  if m["name"] in claims]
+        assert any(storage.startswith(m.rstrip("/") + "/") for m in mounts), (storage, mounts)
 
 
 def test_kuberay_env_comes_from_configmap_and_secret(raycluster: dict) -> None:

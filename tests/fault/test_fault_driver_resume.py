@@ -1,0 +1,95 @@
+"""Fault 2: the driver is SIGKILLed mid-sweep, then ``sweepcast resume`` finishes the sweep.
+
+Checks: one parent run (reused), every trial exactly one run with a terminal status, trials
+pruned before the crash stay pruned and are not run again, unfinished trials continue from
+their checkpoints, and every trial's MLflow history covers what it reported after the resume.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from faultkit import SweepRun, mlflow_sweep, reported_points, sweep_env, wait_for, write_config
+
+from cluster.local import ClusterState
+
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.integration]
+
+
+def _tracker_state(exp: Path) -> dict:
+    try:
+        return json.loads((exp / "sweepcast_tracker.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_driver_sigkill_then_resume_completes_without_duplicates(
+    fault_cluster: ClusterState, mlflow_server: str, tmp_path: Path
+) -> None:
+    name = "fault-driver-resume"
+    max_epochs = 8
+    # Grid order: two good trials first, then poor ones that ASHA prunes at its first rung.
+    cfg = write_config(
+        tmp_path / "sweep.yaml", name, tmp_path / "results",
+        max_epochs=max_epochs,
+        pruning={"scheduler": "asha", "grace_period": 2, "reduction_factor": 2},
+        search={"algorithm": "grid", "seed": 0, "space": {
+            "x": {"type": "grid", "values": [0.7, 0.65, 0.05, 0.1, 0.0, 0.15]},
+            "sleep": {"type": "choice", "values": [0.5]},
+            "fail_above": {"type": "choice", "values": [-1.0]},
+        }},
+    )
+    exp = tmp_path / "results" / name
+    logs = tmp_path / "points"
+    env = {**sweep_env(None, mlflow_server, logs), **fault_cluster.client_env()}
+    run = SweepRun.start(["run", str(cfg)], env, tmp_path, tmp_path / "run.out")
+
+    def crash_point() -> dict | None:
+        st = _tracker_state(exp).get("trials", {})
+        pruned = [t for t, i in st.items() if i.get("status") == "pruned"]
+        running = [t for t, i in st.items() if i.get("status") == "running"]
+        pts = reported_points(logs)
+        if pruned and any(len(pts.get(t, [])) >= 1 for t in running):
+            return {t: i.get("status") for t, i in st.items()}
+        return None
+
+    before = wait_for(crash_point, 300, "a pruned trial and another one running", run=run)
+    run.kill()
+    n_before = {t: len(ps) for t, ps in reported_points(logs).items()}
+    pruned_before = sorted(t for t, s in before.items() if s == "pruned")
+    _, trials_before = mlflow_sweep(mlflow_server, name)
+    runs_before = {t.trial_id: t.run_id for t in trials_before}
+
+    resume = SweepRun.start(["resume", str(exp)], env, tmp_path, tmp_path / "resume.out")
+    rc = resume.wait(timeout_s=360)
+    out = resume.output()
+    assert rc == 0, out[-4000:]
+    assert "(reused)" in out
+
+    parents, trials = mlflow_sweep(mlflow_server, name)
+    assert len(parents) == 1, [p.info.run_id for p in parents]  # no second parent run
+    assert len(trials) == 6 and len({t.trial_id for t in trials}) == 6  # no duplicate trial run
+    by_id = {t.trial_id: t for t in trials}
+    for tid, run_id in runs_before.items():
+        assert by_id[tid].run_id == run_id  # a trial kept its run across the crash
+    points = reported_points(logs)
+    for t in trials:
+        assert t.status in ("FINISHED", "KILLED") and t.sweepcast_status in (
+            "completed", "pruned"), (t.trial_id, t.status, t.sweepcast_status)
+    resumed = []
+    for tid in pruned_before:  # pruning decisions taken before the crash are kept
+        assert by_id[tid].sweepcast_status == "pruned"
+        assert len(points.get(tid, [])) == n_before.get(tid, 0), f"{tid} ran again after resume"
+    for tid, ps in points.items():
+        after = ps[n_before.get(tid, 0):]
+        if after and n_before.get(tid, 0):
+            resumed.append(tid)
+            assert after[0]["resumed_from"] >= 1, (tid, after[0])  # from its checkpoint
+        # whatever was reported after the resume reached MLflow
+        for p in after:
+            assert p["epoch"] in by_id[tid].history, (tid, p["epoch"])
+    lost = sum(1 for tid, ps in points.items() for p in ps if p["epoch"] not in by_id[tid].history)
+    print(f"pruned before crash: {pruned_before}; resumed from checkpoint: {sorted(resumed)}; "
+          f"trials: {len(trials)}; points reported but not in MLflow: {lost}")
