@@ -70,6 +70,12 @@ def check_curve(steps: np.ndarray, values: np.ndarray, where: str = "curve") -> 
         )
 
 
+def check_mode(mode: str) -> None:
+    """Raise ``ValueError`` unless ``mode`` is ``"min"`` or ``"max"``."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+
+
 def check_batch(curves: Sequence[Curve], target_step: float | Sequence[float] | np.ndarray) -> np.ndarray:
     """Validate a batch and return target steps as a float array of shape (len(curves),)."""
     if len(curves) == 0:
@@ -164,6 +170,7 @@ class LastValueModel(CurveModel):
 
     def forecast(self, curves, target_step, *, mode: Mode = "max") -> Forecast:
         check_batch(curves, target_step)
+        check_mode(mode)
         worst = -np.inf if mode == "max" else np.inf
         last = np.empty(len(curves))
         for i, c in enumerate(curves):

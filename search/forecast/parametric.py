@@ -130,7 +130,8 @@ def _mcmc(fam: Family, start: np.ndarray, x, y, xt, rng, n_walkers, n_steps) -> 
             partner = other[rng.integers(0, other.shape[0], k)]
             prop = partner + zz[:, None] * (z[s] - partner)
             lpp = _log_post(fam, prop, x, y, xt)
-            acc = np.log(rng.random(k)) < (d - 1) * np.log(zz) + lpp - lp[s]
+            with np.errstate(invalid="ignore"):  # -inf - -inf for walkers outside the support
+                acc = np.log(rng.random(k)) < (d - 1) * np.log(zz) + lpp - lp[s]
             z[s] = np.where(acc[:, None], prop, z[s])
             lp[s] = np.where(acc, lpp, lp[s])
         if it >= n_steps // 2:

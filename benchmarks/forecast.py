@@ -1,0 +1,232 @@
+"""Benchmark the curve forecasters on recorded learning curves (issue 3).
+
+    python benchmarks/forecast.py --curves ../shared/data/curves [--max-configs N] --json OUT
+
+``--curves`` is a benchmark folder holding ``curves.csv.gz`` or a folder of such folders. For each
+task and cutoff fraction (0.1, 0.2, 0.4, 0.8 of the curve's last epoch), over a seeded sample of
+up to N configs per task, each model forecasts the final value from the prefix, and is scored in
+the **normalised units of the PFN's normaliser** (``search.forecast.normalise``, fitted on the
+prefix; the same map for every model):
+
+* ``loglik``: log of the predictive probability of the bin of width ``H = 0.005`` centred on the
+  true final value (a discretised density, so point-mass forecasts such as last-value get a
+  finite score too); a true value at the worst end (worse than the reference start, NaN or
+  divergent) is censored: its probability is that of the whole worst end ``y <= H/2``.
+  Probabilities are floored at ``1e-6`` (``loglik >= log(1e-6 / H) = -8.5``).
+* ``mae``: absolute error of the predictive median.
+* ``coverage90``: whether the central 90% interval holds the true value.
+
+Epoch 0 (before training) is dropped; steps are epochs; the target is the last epoch.
+Latency: forecasts per curve at batch 1 and batch 256 (wall clock, 1 torch thread); a model
+that loops over curves (the parametric baseline) is timed on ``--slow-batch`` curves and the
+per-curve cost reported for both sizes (its cost is linear in the batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import math
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from search.forecast import Curve, get_model  # noqa: E402
+from search.forecast.normalise import fit_value_map  # noqa: E402
+
+CUTOFFS = (0.1, 0.2, 0.4, 0.8)
+H = 0.005
+P_FLOOR = 1e-6
+
+
+def find_benchmarks(root: Path) -> list[Path]:
+    if (root / "curves.csv.gz").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("*/curves.csv.gz"))
+    if not found:
+        raise SystemExit(f"--curves {root}: no curves.csv.gz in it or in its sub-folders")
+    return found
+
+
+def load_curves(folder: Path) -> dict:
+    """{(benchmark, task): {config_id: (epochs, values, mode)}} from one curves.csv.gz."""
+    raw: dict = defaultdict(lambda: defaultdict(list))
+    modes = {}
+    with gzip.open(folder / "curves.csv.gz", "rt", newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row["benchmark"], row["task"])
+            m = row["metric"]
+            raw[key][row["config_id"]].append((float(row["epoch"]), float(m) if m not in ("", "nan", "NaN") else math.nan))
+            modes[key] = "max" if row["higher_is_better"].strip() in ("1", "True", "true") else "min"
+    out = {}
+    for key, cfgs in raw.items():
+        out[key] = {}
+        for cid, pts in cfgs.items():
+            pts.sort()
+            e = np.array([p[0] for p in pts])
+            v = np.array([p[1] for p in pts])
+            keep = e > 0
+            if keep.sum() >= 2:
+                out[key][cid] = (e[keep], v[keep], modes[key])
+    return out
+
+
+def build_cases(configs: dict, frac: float):
+    """(curves, final values, target steps, modes) for one cutoff fraction."""
+    curves, finals, targets, modes = [], [], [], []
+    for e, v, mode in configs:
+        T = e[-1]
+        k = int(np.searchsorted(e, max(e[0], round(frac * T)), side="right"))
+        k = max(1, min(k, e.size - 1))
+        curves.append(Curve.of(e[:k], v[:k]))
+        finals.append(v[-1])
+        targets.append(T)
+        modes.append(mode)
+    return curves, np.array(finals), np.array(targets), modes
+
+
+def score(forecast, curves, finals, mode) -> dict:
+    """Mean loglik / MAE / coverage in the normaliser's units (see the module docstring)."""
+    n = len(curves)
+    maps = [fit_value_map(c.values, mode) for c in curves]
+    sign = np.array([vm.sign for vm in maps])
+    yt = np.array([float(vm.forward(f)) for vm, f in zip(maps, finals)])
+
+    def F(u: np.ndarray) -> np.ndarray:  # P(normalised value <= u_i) per curve
+        v = np.array([vm.inverse(ui) for vm, ui in zip(maps, u)], dtype=np.float64)
+        cu = forecast.cdf(v)
+        return np.where(sign > 0, cu, 1.0 - cu)
+
+    mass = np.where(yt <= 0.0, F(np.full(n, H / 2)), F(yt + H / 2) - F(yt - H / 2))
+    ll = np.log(np.maximum(mass, P_FLOOR) / H)
+    q = forecast.quantiles([0.05, 0.5, 0.95])
+    qn = np.stack([vm.forward(q[i]) for i, vm in enumerate(maps)])
+    lo = np.where(sign > 0, qn[:, 0], qn[:, 2])
+    hi = np.where(sign > 0, qn[:, 2], qn[:, 0])
+    cov = (lo <= yt) & (yt <= hi)
+    return {"loglik": float(ll.mean()), "mae": float(np.abs(qn[:, 1] - yt).mean()),
+            "coverage90": float(cov.mean()), "n": n}
+
+
+def forecast_chunked(model, curves, targets, mode, chunk=256):
+    """Forecast in chunks; returns a callable-free list of per-chunk forecasts glued by index."""
+    return [(i, model.forecast(curves[i : i + chunk], targets[i : i + chunk], mode=mode)) for i in range(0, len(curves), chunk)]
+
+
+def cell_scores(model, curves, finals, targets, mode) -> dict:
+    parts = []
+    for i, fc in forecast_chunked(model, curves, targets, mode):
+        sl = slice(i, i + len(fc))
+        parts.append(score(fc, curves[sl], finals[sl], mode))
+    n = sum(p["n"] for p in parts)
+    return {k: float(sum(p[k] * p["n"] for p in parts) / n) for k in ("loglik", "mae", "coverage90")} | {"n": n}
+
+
+def time_model(model, curves, targets, mode, batch, reps) -> float:
+    cs = [curves[i % len(curves)] for i in range(batch)]
+    ts = [targets[i % len(curves)] for i in range(batch)]
+    model.forecast(cs, ts, mode=mode)  # warm-up
+    t = time.perf_counter()
+    for _ in range(reps):
+        model.forecast(cs, ts, mode=mode)
+    return (time.perf_counter() - t) / reps / batch * 1e3
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--curves", required=True, type=Path)
+    ap.add_argument("--max-configs", type=int, default=200)
+    ap.add_argument("--json", required=True, type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="pfn,parametric,last-value")
+    ap.add_argument("--slow-batch", type=int, default=8, help="curves used to time the parametric model")
+    ap.add_argument("--parametric-steps", type=int, default=200)
+    a = ap.parse_args(argv)
+    if a.max_configs <= 0:
+        raise SystemExit(f"--max-configs must be positive, got {a.max_configs}")
+    import torch
+
+    torch.set_num_threads(1)
+    names = [m.strip() for m in a.models.split(",") if m.strip()]
+    models = {}
+    for nm in names:
+        kw = {"n_steps": a.parametric_steps, "seed": a.seed} if nm == "parametric" else {}
+        models[nm] = get_model(nm, **kw)
+
+    cells = []
+    timing_cases = None
+    t_start = time.time()
+    for folder in find_benchmarks(a.curves):
+        data = load_curves(folder)
+        for (bench, task), cfgs in sorted(data.items()):
+            ids = sorted(cfgs)
+            rng = np.random.default_rng([a.seed, len(ids)])
+            pick = sorted(rng.choice(len(ids), size=min(a.max_configs, len(ids)), replace=False))
+            chosen = [cfgs[ids[i]] for i in pick]
+            mode = chosen[0][2]
+            for frac in CUTOFFS:
+                curves, finals, targets, _ = build_cases(chosen, frac)
+                if timing_cases is None and frac == 0.4:
+                    timing_cases = (curves, targets, mode)
+                for nm, model in models.items():
+                    s = cell_scores(model, curves, finals, targets, mode)
+                    cells.append({"benchmark": bench, "task": task, "cutoff": frac, "model": nm, **s})
+                    print(f"[{time.time() - t_start:7.0f}s] {bench}/{task} cutoff {frac} {nm}: "
+                          f"loglik {s['loglik']:.3f} mae {s['mae']:.4f} cov90 {s['coverage90']:.3f} n {s['n']}",
+                          flush=True)
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps({"cells": cells, "partial": True}, indent=1))
+
+    latency = {}
+    curves, targets, mode = timing_cases
+    for nm, model in models.items():
+        if nm == "parametric":
+            per = time_model(model, curves, targets, mode, min(a.slow_batch, len(curves)), 1)
+            latency[nm] = {"batch1": time_model(model, curves, targets, mode, 1, 2), "batch256": per,
+                           "batch256_measured_on": min(a.slow_batch, len(curves))}
+        else:
+            latency[nm] = {"batch1": time_model(model, curves, targets, mode, 1, 20),
+                           "batch256": time_model(model, curves, targets, mode, 256, 5)}
+        print(f"latency {nm}: {latency[nm]}", flush=True)
+
+    summary = summarise(cells, latency)
+    out = {"cells": cells, "latency_ms_per_curve": latency, "summary": summary,
+           "args": {k: str(v) for k, v in vars(a).items()},
+           "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                       "torch_threads": 1}}
+    a.json.write_text(json.dumps(out, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+def summarise(cells, latency) -> dict:
+    by = defaultdict(dict)
+    for c in cells:
+        by[(c["benchmark"], c["task"], c["cutoff"])][c["model"]] = c
+    s: dict = {}
+    if all("pfn" in v and "parametric" in v for v in by.values()) and by:
+        wins = [v["pfn"]["loglik"] > v["parametric"]["loglik"] for v in by.values()]
+        s["pfn_beats_parametric_loglik_frac"] = float(np.mean(wins))
+    for nm in {c["model"] for c in cells}:
+        cs = [c for c in cells if c["model"] == nm]
+        n = sum(c["n"] for c in cs)
+        s[f"{nm}_coverage90_overall"] = float(sum(c["coverage90"] * c["n"] for c in cs) / n)
+        s[f"{nm}_loglik_mean"] = float(np.mean([c["loglik"] for c in cs]))
+        s[f"{nm}_mae_mean"] = float(np.mean([c["mae"] for c in cs]))
+    if "pfn" in latency and "parametric" in latency:
+        s["pfn_speedup_vs_parametric_batch256"] = latency["parametric"]["batch256"] / latency["pfn"]["batch256"]
+        s["pfn_speedup_vs_parametric_batch1"] = latency["parametric"]["batch1"] / latency["pfn"]["batch1"]
+    return s
+
+
+if __name__ == "__main__":
+    main()

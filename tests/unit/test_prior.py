@@ -1,0 +1,82 @@
+"""Properties of the curve priors (search/forecast/prior.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search.forecast.prior import (
+    PriorBatch,
+    available_priors,
+    get_prior,
+    register_prior,
+    sample_extended_noiseless,
+    sample_lcpfn_noiseless,
+)
+
+
+@pytest.mark.parametrize("name", ["lcpfn", "extended", "sweepcast"])
+def test_shapes_cutoffs_and_determinism(name):
+    p = get_prior(name)
+    a = p.sample(64, np.random.default_rng(7))
+    b = p.sample(64, np.random.default_rng(7))
+    c = p.sample(64, np.random.default_rng(8))
+    assert isinstance(a, PriorBatch) and len(a) == 64
+    assert a.x.shape == a.y.shape == (64, p.horizon)
+    np.testing.assert_array_equal(a.x[0], np.arange(1, p.horizon + 1))
+    assert a.cutoff.shape == (64,)
+    assert a.cutoff.min() >= 1 and a.cutoff.max() <= p.horizon - 1
+    assert a.cov is None and p.n_covariates == 0
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.cutoff, b.cutoff)
+    assert not np.array_equal(a.y, c.y)
+    assert np.all(np.isfinite(a.y))
+
+
+def test_lcpfn_rejection_rule_holds_on_noiseless_curves():
+    f = sample_lcpfn_noiseless(500, np.random.default_rng(0))
+    assert np.all((f >= 0) & (f <= 1))
+    assert np.all(f[:, -1] > f[:, 0])  # net improvement; dips are allowed
+
+
+def test_lcpfn_noise_level_matches_paper():
+    """ln sigma ~ N(-4, 1): the median residual scale is about exp(-4) = 0.018."""
+    rng = np.random.default_rng(1)
+    b = get_prior("lcpfn").sample(2000, rng)
+    # the noiseless curve is smooth: differences of neighbours are dominated by noise
+    sd = np.median(np.std(np.diff(b.y[:, 60:], axis=1), axis=1) / np.sqrt(2))
+    assert 0.01 < sd < 0.035
+
+
+def test_noisy_values_mostly_in_unit_interval():
+    y = get_prior("sweepcast").sample(1000, np.random.default_rng(2)).y
+    assert np.mean((y >= -0.05) & (y <= 1.05)) > 0.98
+
+
+def test_extended_shapes_are_monotone_ish_and_include_real_run_behaviours():
+    f, collapsed = sample_extended_noiseless(4000, np.random.default_rng(3))
+    assert np.all((f >= 0) & (f <= 1))
+    ok = ~collapsed.any(axis=1)
+    net = f[ok, -1] - f[ok, 0]
+    assert np.mean(net >= -1e-12) > 0.85  # mostly improving; overfitting runs may end lower
+    assert 0.04 < collapsed.any(axis=1).mean() < 0.12  # divergent runs exist
+    late = f[ok, -1] - f[ok, 49]
+    lc = sample_lcpfn_noiseless(4000, np.random.default_rng(3))
+    # the extension has more curves still improving in the second half than the LC-PFN prior
+    assert np.mean(late > 0.05) > 2 * np.mean(lc[:, -1] - lc[:, 49] > 0.05)
+
+
+def test_collapsed_points_are_exactly_zero_in_the_noisy_batch():
+    b = get_prior("extended").sample(2000, np.random.default_rng(4))
+    zero_tail = (b.y[:, -5:] == 0).all(axis=1)
+    assert zero_tail.mean() > 0.03
+
+
+def test_registry():
+    assert {"lcpfn", "extended", "sweepcast"} <= set(available_priors())
+    with pytest.raises(ValueError, match="unknown prior 'nope'"):
+        get_prior("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_prior("lcpfn", lambda: get_prior("lcpfn"))
+    with pytest.raises(ValueError, match="positive int"):
+        get_prior("lcpfn").sample(0, np.random.default_rng(0))
