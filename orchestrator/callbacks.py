@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from orchestrator.tracking.base import redact
 from orchestrator.tracking.registry import lookup_tracker
 
 try:  # Tune's callback base; imported here because this module is only used with Ray.
@@ -186,7 +187,7 @@ class SweepCallback(Callback):
         first = rec.status == "pending"
         rec.status = "running"
         rec.stopped_by_scheduler = False
-        rec.params = {k: v for k, v in (trial.config or {}).items()}
+        rec.params = redact(dict(trial.config or {}))  # the table and ledger show no secrets
         self._call("start_trial", "start_trial", tid, rec.params)
         if first:
             self._line("start", tid, _fmt_params(rec.params))

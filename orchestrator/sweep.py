@@ -82,7 +82,10 @@ class SweepResult:
 # ---------------------------------------------------------------------------- building blocks
 def experiment_dir(cfg: Any, now: _dt.datetime | None = None) -> Path:
     """``<storage>/<name>``, or ``<storage>/<name>_<YYYYmmdd-HHMMSS>`` if that one is taken."""
-    storage = Path(cfg.storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    # H6: SWEEPCAST_STORAGE_PATH (set by the cluster manifests) when the config has none.
+    storage = Path(
+        cfg.storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH") or DEFAULT_STORAGE
+    ).expanduser().resolve()
     path = storage / cfg.name
     if path.exists() and any(path.iterdir()):
         stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y%m%d-%H%M%S")
@@ -192,7 +195,6 @@ def quiet_tune() -> None:
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # tracebacks go to MLflow/table
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no Tune tables
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV/JSON
     try:
         import optuna
 
@@ -240,6 +242,7 @@ def run_sweep(
     out: TextIO | None = sys.stdout,
     ray_address: str | None = None,
     exp_dir: Path | None = None,
+    extra_callbacks: list[Any] | None = None,
 ) -> SweepResult:
     """Run the sweep ``cfg`` (a validated ``SweepConfig``) to the end and record it.
 
@@ -251,6 +254,7 @@ def run_sweep(
         out: progress lines and the final table (``None``: silent).
         ray_address: overrides ``RAY_ADDRESS``.
         exp_dir: the experiment folder (default :func:`experiment_dir`).
+        extra_callbacks: more Tune callbacks (called after sweepcast's own).
 
     Raises:
         SweepError: tracking or Ray unavailable, or Tune failed as a whole.
@@ -262,13 +266,16 @@ def run_sweep(
     quiet_tune()
     where = init_ray(ray_address)
     try:
-        return _run(cfg, tracker, out, exp_dir, where)
+        return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []))
     finally:
         if own_tracker:
             tracker.close(timeout=60)
 
 
-def _run(cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: str) -> SweepResult:
+def _run(
+    cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: str,
+    extra_callbacks: list[Any],
+) -> SweepResult:
     from ray import tune
 
     from orchestrator.callbacks import Ledger, SweepCallback
@@ -276,6 +283,9 @@ def _run(cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: s
     from orchestrator.tracking.registry import register_tracker, unregister_tracker
 
     key = str(exp_dir)
+    from orchestrator.progress import attach_views  # H7: live status line + plots in MLflow
+
+    tracker, out = attach_views(cfg, tracker, out)
     max_conc = default_max_concurrent(cfg)
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
     sink = VerdictSink(key)
@@ -284,6 +294,9 @@ def _run(cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: s
         load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     )
     exp_dir.parent.mkdir(parents=True, exist_ok=True)
+    from orchestrator.resume import prepare_resumable  # H6: config + snapshot period for resume
+
+    prepare_resumable(exp_dir, cfg)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space(cfg),
@@ -303,7 +316,7 @@ def _run(cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: s
             failure_config=tune.FailureConfig(max_failures=cfg.failure.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop={"epoch": int(cfg.max_epochs)},
-            callbacks=[SweepCallback(key, ledger, out=out)],
+            callbacks=[SweepCallback(key, ledger, out=out), *extra_callbacks],
             verbose=0,
         ),
     )

@@ -215,6 +215,12 @@ class MlflowTracker(Tracker):
             # would hide outages and hold the queue. Users may still override both.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # MLflow prints "View run <name> at: <URL>" on every terminated run: noise from our
+        # sender thread, and the URL would carry basic-auth credentials from the URI.
+        if mask_uri(self.tracking_uri) != self.tracking_uri:
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        else:
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         if client is None:
             from mlflow import MlflowClient
 
