@@ -48,10 +48,10 @@ class Recorder:
                 self.points: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
             def on_trial_result(self, iteration, trials, trial, result, **info):
-                self.points.setdefault(trial.trial_id, []).append((int(result["epoch"]), dict(
-                    (k, v) for k, v in result.items()
+                self.points.setdefault(trial.trial_id, []).append((int(result["epoch"]), {
+                    k: v for k, v in result.items()
                     if k in ("val_accuracy", "val_loss", "train_loss", "lr")
-                )))
+                }))
 
         return _Rec()
 
