@@ -509,13 +509,15 @@ class MlflowTracker(Tracker):
             try:
                 while inflight:
                     self._send(inflight[0])
+                    if self._outage_since is not None:
+                        log.warning(
+                            "MLflow at %s is reachable again after %.1f s; sending the %d "
+                            "buffered tracking operations",
+                            self.masked_uri, self._clock() - self._outage_since,
+                            self._queue.pending + sum(len(u.ops) for u in inflight),
+                        )
+                        self._outage_since = None
                     self._complete(inflight.pop(0))
-                if self._outage_since is not None:
-                    log.warning(
-                        "MLflow at %s is reachable again after %.1f s; buffered points sent",
-                        self.masked_uri, self._clock() - self._outage_since,
-                    )
-                    self._outage_since = None
                 backoff = 0.2
             except _Transient as t:
                 unit = inflight[0]
@@ -530,7 +532,7 @@ class MlflowTracker(Tracker):
                     self.stats["outages"] += 1
                     log.warning(
                         "MLflow at %s is unreachable (%s); buffering tracking data and retrying "
-                        "with backoff (every <= %.0f s); no points are dropped",
+                        "with backoff (every <= %.1f s); no points are dropped",
                         self.masked_uri, mask_uri(_short(t.cause)), self.max_backoff_s,
                     )
                 if self._abort.is_set():
