@@ -29,27 +29,41 @@ from pathlib import Path
 import numpy as np
 
 SCHEDULE_MIX = {"constant": 0.25, "cosine": 0.25, "step": 0.25, "onecycle": 0.25}
-TASKS = {"digits_mlp_adam": ("adam", "adamw"), "digits_mlp_sgd": ("sgd",)}
-LR_RANGE = {"adam": (2e-4, 5e-2), "adamw": (2e-4, 5e-2), "sgd": (2e-3, 1.0)}
+# sweep kinds: task -> (optimizers, lr range per optimizer, widths, depths, batch sizes)
+#   wide:   a first exploration, rates over 2-3 decades (many configs are far from good)
+#   narrow: a sweep around known-good rates and one architecture (every config competitive,
+#           so the schedule decides the ranking late)
+SWEEPS = {
+    "wide": {
+        "digits_mlp_adam": (("adam", "adamw"), {"adam": (2e-4, 5e-2), "adamw": (2e-4, 5e-2)},
+                            (16, 32, 64), (1, 2, 3), (64, 128, 256)),
+        "digits_mlp_sgd": (("sgd",), {"sgd": (2e-3, 1.0)}, (16, 32, 64), (1, 2, 3),
+                           (64, 128, 256)),
+    },
+    "narrow": {
+        "digits_mlp_narrow": (("adam", "sgd"), {"adam": (2e-3, 3e-2), "sgd": (3e-2, 0.5)},
+                              (64,), (2,), (128, 256)),
+    },
+}
 
 
-def sample_config(rng: np.random.Generator, optimizers: tuple[str, ...], epochs: int,
-                  seed: int) -> dict:
-    """One hyperparameter config for ``trials.examples.mlp:train``."""
+def sample_config(rng: np.random.Generator, space: tuple, epochs: int, seed: int) -> dict:
+    """One hyperparameter config for ``trials.examples.mlp:train`` from a sweep's space."""
+    optimizers, lr_range, widths, depths, batches = space
     opt = str(rng.choice(optimizers))
-    lo, hi = LR_RANGE[opt]
+    lo, hi = lr_range[opt]
     names = list(SCHEDULE_MIX)
     p = np.array([SCHEDULE_MIX[n] for n in names])
     sched = str(rng.choice(names, p=p / p.sum()))
     cfg = {
         "lr": float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
         "optimizer": opt,
-        "width": int(rng.choice([16, 32, 64])),
-        "depth": int(rng.choice([1, 2, 3])),
+        "width": int(rng.choice(widths)),
+        "depth": int(rng.choice(depths)),
         "dropout": float(rng.uniform(0.0, 0.5)) if rng.random() < 0.5 else 0.0,
         "weight_decay": float(np.exp(rng.uniform(np.log(1e-6), np.log(1e-3))))
         if rng.random() < 0.5 else 0.0,
-        "batch_size": int(rng.choice([64, 128, 256])),
+        "batch_size": int(rng.choice(batches)),
         "lr_schedule": sched,
         "max_epochs": epochs,
         "seed": seed,
@@ -79,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--configs", type=int, default=70, help="configs per task")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sweep", choices=sorted(SWEEPS), default="wide")
     ap.add_argument("--out", default="benchmarks/data/schedule_curves")
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="stop starting new configs after this long (0: no limit)")
@@ -94,17 +109,19 @@ def main(argv: list[str] | None = None) -> None:
     configs: dict[str, dict[str, dict]] = {}
     t0, c0 = time.time(), time.process_time()
     stopped = False
-    rngs = {task: np.random.default_rng([a.seed, ti]) for ti, task in enumerate(TASKS)}
-    for task in TASKS:
+    tasks = SWEEPS[a.sweep]
+    rngs = {task: np.random.default_rng([a.seed, ti]) for ti, task in enumerate(tasks)}
+    for task in tasks:
         configs[task] = {}
     # tasks interleaved, config by config, so a run cut short by --max-minutes stays balanced
     for i in range(a.configs):
-        for task, opts in TASKS.items():
+        for task, space in tasks.items():
             if a.max_minutes and time.time() - t0 > a.max_minutes * 60:
                 stopped = True
                 break
             cid = f"{i:04d}"
-            cfg = sample_config(rngs[task], opts, a.epochs, seed=int(rngs[task].integers(0, 10_000)))
+            cfg = sample_config(rngs[task], space, a.epochs,
+                                seed=int(rngs[task].integers(0, 10_000)))
             configs[task][cid] = cfg
             for r in run_config(cfg):
                 v = r["val_loss"]

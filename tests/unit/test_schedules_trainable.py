@@ -95,3 +95,24 @@ def test_sweep_config_accepts_a_schedule_block():
     })
     s = cfg.schedule.resolve({"lr": 0.05}, cfg.max_epochs)
     np.testing.assert_allclose(s.lr(12), builtin.lr_curve(12, 0.05, "onecycle", pct_start=0.25))
+
+
+def test_generated_curves_record_the_rates_their_configs_declare(repo_root):
+    """benchmarks/data/schedule_curves: the lr column is what schedule_for_config recovers."""
+    import csv
+    import gzip
+    import json
+
+    base = repo_root / "benchmarks" / "data" / "schedule_curves" / "narrow"
+    configs = json.loads((base / "configs.json").read_text())
+    rates: dict[tuple[str, str], dict[int, float]] = {}
+    with gzip.open(base / "curves.csv.gz", "rt") as f:
+        for row in csv.DictReader(f):
+            rates.setdefault((row["task"], row["config_id"]), {})[int(row["epoch"])] = float(
+                row["lr"])
+    assert len(rates) == sum(len(c) for c in configs.values()) > 0
+    for (task, cid), by_epoch in list(rates.items())[:20]:
+        cfg = configs[task][cid]
+        want = schedule_for_config(cfg).lr(cfg["max_epochs"])
+        got = np.array([by_epoch[e] for e in range(1, cfg["max_epochs"] + 1)])
+        np.testing.assert_allclose(got, want, rtol=1e-5)
