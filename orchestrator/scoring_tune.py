@@ -27,14 +27,24 @@ turns that pre-check off; the wrapper guarantees the key is there.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
-from orchestrator.scoring_wiring import SweepScorer
+from orchestrator.scoring_wiring import SweepScorer, scoring_model, tune_objective
+from search.scoring import ranking_markdown, ranking_rows
+
+SHORT_COLUMNS = ("rank", "trial", "status", "score", "reward", "p_success", "cost_hours",
+                 "penalty", "gates")
 
 SCORE_KEY = "score"
+STATE_FILE = "scoring_state.json"
+log = logging.getLogger("sweepcast.scoring")
 
 
 def objective_env() -> dict[str, str]:
@@ -50,27 +60,65 @@ def _ended_status(scorer: SweepScorer, trial_id: str) -> str:
 class ScoringCallback(Callback):
     """Feeds Tune's trial events to a :class:`SweepScorer` and records scores.
 
-    At every result: rescore the sweep, log the trial's decision-point components, and put
-    ``score`` into the result (so ``trial.last_result`` and the result grid carry it). At the
-    end of the experiment: :meth:`SweepScorer.finalize` (unless already done).
+    At every result: score the trial (decision-point path), log its decision-point components,
+    and put ``score`` into the result (so ``trial.last_result`` and the result grid carry it).
+    At the end of the experiment: :meth:`SweepScorer.finalize` (unless already done).
+
+    The tracker is either given directly or found by ``sweep_key`` in
+    :mod:`orchestrator.tracking.registry` at each event (Tune pickles callbacks into
+    ``tuner.pkl``; a key survives that, a tracker does not). With ``state_path`` the scorer's
+    state (plain JSON) is written whenever a trial ends and read back in :meth:`setup` when the
+    scorer is empty, so a resumed sweep (``Tuner.restore``) still ranks the trials that ended
+    before the interruption. Scoring or tracking errors are logged, never raised into Tune.
 
     Args:
         scorer: the sweep's scorer.
-        tracker: a :class:`~orchestrator.tracking.Tracker` or None (score without recording).
+        tracker: a :class:`~orchestrator.tracking.Tracker`, or None.
+        sweep_key: registry key of the sweep's tracker (used when ``tracker`` is None).
+        state_path: JSON file for the scorer's state, or None.
         log_decisions: log :data:`~orchestrator.scoring_wiring.DECISION_KEYS` at each result.
         finalize_on_end: finalize in ``on_experiment_end``.
+        out: a text stream for the final ranking table (None: not printed).
     """
 
     def __init__(self, scorer: SweepScorer, tracker: Any | None = None, *,
-                 log_decisions: bool = True, finalize_on_end: bool = True):
-        self.scorer, self.tracker = scorer, tracker
+                 sweep_key: str | None = None, state_path: str | Path | None = None,
+                 log_decisions: bool = True, finalize_on_end: bool = True, out: Any = None):
+        self.scorer, self.tracker, self.sweep_key, self.out = scorer, tracker, sweep_key, out
+        self.state_path = None if state_path is None else str(state_path)
         self.log_decisions, self.finalize_on_end = log_decisions, finalize_on_end
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its RunConfig (callbacks included) into the experiment folder; a
-        # tracker holds locks and clients. The scorer's data is kept; a restored sweep
-        # re-attaches its tracker (``callback.tracker = tracker``).
-        return {**self.__dict__, "tracker": None}
+        # A tracker holds locks and clients, ``out`` a stream: never pickled (the key is).
+        return {**self.__dict__, "tracker": None, "out": None}
+
+    def _tracker(self) -> Any | None:
+        if self.tracker is not None:
+            return self.tracker
+        if self.sweep_key is None:
+            return None
+        from orchestrator.tracking.registry import lookup_tracker
+
+        return lookup_tracker(self.sweep_key)
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        try:
+            tmp = Path(self.state_path + ".tmp")
+            tmp.write_text(json.dumps(self.scorer.state()))
+            os.replace(tmp, self.state_path)
+        except OSError:
+            log.warning("could not save the scorer state to %s", self.state_path, exc_info=True)
+
+    def setup(self, stop: Any = None, num_samples: int | None = None,
+              total_num_samples: int | None = None, **info: Any) -> None:
+        if self.state_path and not self.scorer.known_trials() and Path(self.state_path).exists():
+            try:
+                self.scorer.restore(json.loads(Path(self.state_path).read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("could not restore the scorer state from %s", self.state_path,
+                            exc_info=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.scorer.on_trial_start(trial.trial_id, trial.config)
@@ -78,24 +126,38 @@ class ScoringCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         tid = trial.trial_id
-        if self.scorer.on_result(tid, result) or self.scorer.latest(tid) is None:
-            self.scorer.score_trial(tid)  # not already scored by the scheduler wrapper
-        result[SCORE_KEY] = self.scorer.objective_value(tid)
-        if self.tracker is not None and self.log_decisions:
-            self.scorer.log_decision(self.tracker, tid)
+        try:
+            if self.scorer.on_result(tid, result) or self.scorer.latest(tid) is None:
+                self.scorer.score_trial(tid)  # not already scored by the scheduler wrapper
+            result[SCORE_KEY] = self.scorer.objective_value(tid)
+            tracker = self._tracker()
+            if tracker is not None and self.log_decisions:
+                self.scorer.log_decision(tracker, tid)
+        except Exception:  # scoring must never break the sweep
+            log.warning("could not score trial %s", tid, exc_info=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.scorer.on_trial_end(trial.trial_id, _ended_status(self.scorer, trial.trial_id))
+        self._save()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.scorer.on_trial_error(trial.trial_id, will_retry=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.scorer.on_trial_error(trial.trial_id, will_retry=False)
+        self._save()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.finalize_on_end and self.scorer.finalized is None:
-            self.scorer.finalize(self.tracker)
+            try:
+                scores = self.scorer.finalize(self._tracker())
+                if self.out is not None and scores:
+                    print("ranking (reward - penalty, see `sweepcast report`):", file=self.out)
+                    print(ranking_markdown(ranking_rows(scores), SHORT_COLUMNS), file=self.out,
+                          flush=True)
+            except Exception:
+                log.warning("could not record the final scores", exc_info=True)
+        self._save()
 
 
 class ScoreObjectiveScheduler(TrialScheduler):
@@ -104,12 +166,15 @@ class ScoreObjectiveScheduler(TrialScheduler):
     On every result the sweep is rescored and ``result["score"]`` is set before the inner
     scheduler decides; the searcher receives the same dict. Every other hook is forwarded
     unchanged. Configure the inner scheduler (and the searcher) with ``metric="score"``,
-    ``mode="max"``.
+    ``mode="max"`` (or leave them to ``TuneConfig(metric="score", mode="max")``); a curve
+    scheduler keeps its raw metric through ``inner_metric``/``inner_mode``.
     """
 
-    def __init__(self, inner: TrialScheduler, scorer: SweepScorer):
+    def __init__(self, inner: TrialScheduler, scorer: SweepScorer, *,
+                 inner_metric: str | None = None, inner_mode: str | None = None):
         super().__init__()
         self.inner, self.scorer = inner, scorer
+        self.inner_metric, self.inner_mode = inner_metric, inner_mode
 
     @property
     def metric(self) -> str | None:
@@ -120,7 +185,10 @@ class ScoreObjectiveScheduler(TrialScheduler):
         return self.inner.supports_buffered_results
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        return self.inner.set_search_properties(metric, mode, **spec)
+        # A forecasting scheduler keeps the raw metric (it extrapolates learning curves, not
+        # scores): ``inner_metric``/``inner_mode`` override what Tune passes.
+        return self.inner.set_search_properties(self.inner_metric or metric,
+                                                self.inner_mode or mode, **spec)
 
     def _inject(self, trial: Any, result: dict) -> None:
         self.scorer.on_result(trial.trial_id, result)
@@ -156,3 +224,32 @@ class ScoreObjectiveScheduler(TrialScheduler):
 
     def restore(self, checkpoint_path: str) -> None:
         self.inner.restore(checkpoint_path)
+
+
+def wrap_for_objective(cfg: Any, scheduler: TrialScheduler, scorer: SweepScorer) -> TrialScheduler:
+    """With ``scoring.objective: score``: wrap ``scheduler`` in :class:`ScoreObjectiveScheduler`
+    and turn Tune's strict metric pre-check off (see the module docstring); else return it."""
+    if cfg.scoring.objective != "score":
+        return scheduler
+    os.environ.update(objective_env())
+    if cfg.pruning.scheduler == "curve":
+        return ScoreObjectiveScheduler(scheduler, scorer, inner_metric=cfg.metric,
+                                       inner_mode=cfg.mode)
+    return ScoreObjectiveScheduler(scheduler, scorer)
+
+
+def attach_scoring(cfg: Any, scheduler: TrialScheduler, sweep_key: str,
+                   exp_dir: str | Path | None = None, out: Any = None,
+                   ) -> tuple[TrialScheduler, ScoringCallback, tuple[str, str]]:
+    """Everything ``sweepcast run`` needs to score a sweep, in one call.
+
+    Returns:
+        ``(scheduler, callback, (metric, mode))``: the scheduler to give Tune (wrapped for
+        ``objective: score``), the :class:`ScoringCallback` to add after the tracking callback
+        (it finds the tracker by ``sweep_key`` and keeps its state in
+        ``exp_dir/scoring_state.json``), and the metric/mode for ``TuneConfig`` and the searcher.
+    """
+    scorer = SweepScorer.from_config(cfg, model=scoring_model(cfg))
+    state = None if exp_dir is None else Path(exp_dir) / STATE_FILE
+    cb = ScoringCallback(scorer, sweep_key=sweep_key, state_path=state, out=out)
+    return wrap_for_objective(cfg, scheduler, scorer), cb, tune_objective(cfg)

@@ -331,6 +331,10 @@ class SweepScorer:
         s = self._latest.get(trial_id)
         return float(s.score) if s is not None else float("nan")
 
+    def known_trials(self) -> list[str]:
+        """Ids of the trials seen so far."""
+        return list(self._trials)
+
     def step_of(self, trial_id: str) -> int:
         t = self._trials[trial_id]
         return int(t.steps[-1]) if t.steps else 0
@@ -410,3 +414,17 @@ class SweepScorer:
             else:
                 t.ended_at = now
             self._trials[tid] = t
+
+
+def tune_objective(cfg: SweepConfig) -> tuple[str, str]:
+    """``(metric, mode)`` Tune's scheduler and searcher optimise for a ``SweepConfig``:
+    ``("score", "max")`` with ``scoring.objective: score``, else the sweep's metric and mode."""
+    if cfg.scoring.objective == "score":
+        return "score", "max"
+    return cfg.metric, cfg.mode
+
+
+def scoring_model(cfg: SweepConfig) -> str:
+    """Forecaster name for P_target: the curve scheduler's model when pruning with it
+    (already loaded), else ``last-value`` (no torch import for ASHA/median/... sweeps)."""
+    return getattr(cfg.pruning, "model", None) or "last-value"

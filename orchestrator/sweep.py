@@ -120,10 +120,13 @@ def build_searcher(cfg: Any, max_concurrent: int) -> Any:
         sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     else:  # the config model only allows the four above
         raise SweepError(f"search.algorithm: unknown algorithm {algo!r}")
+    from orchestrator.scoring_wiring import tune_objective  # H5: metric, or "score" (max)
+
+    metric, mode = tune_objective(cfg)
     searcher = OptunaSearch(
         space=to_optuna_distributions(cfg.search.space),
-        metric=cfg.metric,
-        mode=cfg.mode,
+        metric=metric,
+        mode=mode,
         sampler=sampler,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
@@ -290,6 +293,11 @@ def _run(
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
     sink = VerdictSink(key)
     scheduler = build_scheduler(cfg, sink)
+    # H5: score every trial (reward - penalty); with objective: score Tune optimises the score
+    from orchestrator.scoring_tune import attach_scoring
+
+    scheduler, scoring_cb, (tune_metric, tune_mode) = attach_scoring(
+        cfg, scheduler, key, exp_dir, out)
     trainable = tune.with_resources(
         load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     )
@@ -301,8 +309,8 @@ def _run(
         trainable,
         param_space=param_space(cfg),
         tune_config=tune.TuneConfig(
-            metric=cfg.metric,
-            mode=cfg.mode,
+            metric=tune_metric,
+            mode=tune_mode,
             search_alg=build_searcher(cfg, max_conc),
             scheduler=scheduler,
             num_samples=cfg.num_samples,
@@ -316,7 +324,7 @@ def _run(
             failure_config=tune.FailureConfig(max_failures=cfg.failure.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop={"epoch": int(cfg.max_epochs)},
-            callbacks=[SweepCallback(key, ledger, out=out), *extra_callbacks],
+            callbacks=[SweepCallback(key, ledger, out=out), scoring_cb, *extra_callbacks],
             verbose=0,
         ),
     )
