@@ -21,10 +21,11 @@ Resolution for one trial (:meth:`ScheduleConfig.resolve`): the name is ``name``,
 trial's ``config[name_key]``; the base rate is ``config[lr_key]`` (1.0 when the trial has no such
 key: the forecaster only uses the schedule's shape); parameters are the trial's
 ``<param_prefix><p>`` keys, overridden by ``params``, where a string ``"$key"`` stands for the
-trial's ``config[key]``. Parameters the built-in MLP leaves at their defaults are filled in from
-``trials.examples.schedules`` (whose ``step_size: 0`` means a third of ``max_epochs`` and
-``warmup``'s ``warmup_epochs: 0`` a tenth), so a resolved schedule equals the rates the trial
-really uses, epoch by epoch.
+trial's ``config[key]``. The built-in MLP's defaults apply (``step_size: 0`` means a third of
+``max_epochs``, ``warmup``'s ``warmup_epochs: 0`` a tenth), so a resolved schedule equals the
+rates the trial really uses, epoch by epoch (tests/unit/test_schedules_trainable.py). The
+resolution itself is pure (:func:`search.schedules.declared_schedule`), so the Tune scheduler
+can apply it to every trial's config (``model_dump()`` of this block is its input).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from search.schedules import SCHEDULE_NAMES, Schedule, parse_schedule
+from search.schedules import SCHEDULE_NAMES, Schedule, declared_schedule
 
 ScheduleParam = bool | int | float | str | list[float]
 
@@ -67,12 +68,12 @@ class ScheduleConfig(BaseModel):
             )
         if self.name is not None and not any(_is_ref(v) for v in self.params.values()):
             # a fully fixed schedule is checked now, not when the first trial reports
-            parse_schedule(_with_trainable_defaults(self.name, dict(self.params), None),
-                           "schedule.params")
+            declared_schedule({"name": self.name, "params": dict(self.params)}, {}, 3,
+                              where="schedule.params")
         return self
 
     def resolve(self, trial_config: dict[str, Any], max_epochs: int) -> Schedule:
-        """The schedule of one trial.
+        """The schedule of one trial (:func:`search.schedules.declared_schedule`).
 
         Args:
             trial_config: the trial's hyperparameters.
@@ -81,48 +82,8 @@ class ScheduleConfig(BaseModel):
         Raises:
             ValueError: naming the field, for a missing name or referenced key, or a bad value.
         """
-        name = self.name
-        if name is None:
-            if self.name_key not in trial_config:
-                raise ValueError(
-                    f"schedule.name_key: the trial's config has no key {self.name_key!r} naming "
-                    f"its schedule (keys: {sorted(trial_config)}); set schedule.name"
-                )
-            name = trial_config[self.name_key]
-        p: dict[str, Any] = {
-            k[len(self.param_prefix):]: v for k, v in trial_config.items()
-            if k.startswith(self.param_prefix)
-        }
-        for k, v in self.params.items():
-            if _is_ref(v):
-                if v[1:] not in trial_config:
-                    raise ValueError(
-                        f"schedule.params.{k} refers to hyperparameter {v[1:]!r}, which the "
-                        f"trial's config does not have (keys: {sorted(trial_config)})"
-                    )
-                v = trial_config[v[1:]]
-            p[k] = v
-        if name != "values" and "lr" not in p and self.lr_key in trial_config:
-            p["lr"] = trial_config[self.lr_key]
-        return parse_schedule(_with_trainable_defaults(name, p, max_epochs), "schedule")
+        return declared_schedule(self.model_dump(), trial_config, max_epochs)
 
 
 def _is_ref(v: Any) -> bool:
     return isinstance(v, str) and v.startswith("$")
-
-
-def _with_trainable_defaults(name: Any, params: dict[str, Any], max_epochs: int | None) -> dict:
-    """Spec dict with the built-in MLP's defaults and conventions applied (see module doc)."""
-    from trials.examples import schedules as builtin
-
-    spec = {"name": name, **params}
-    if isinstance(name, str) and name in builtin.SCHEDULES:
-        for k, v in builtin.schedule_params(name).items():
-            if not (k == "step_size" and "milestones" in spec):
-                spec.setdefault(k, v)
-    horizon = max_epochs or 3
-    if name == "step" and spec.get("step_size") == 0:
-        spec["step_size"] = max(1, horizon // 3)
-    if name == "warmup" and spec.get("warmup_epochs") == 0:
-        spec["warmup_epochs"] = max(1, horizon // 10)
-    return spec

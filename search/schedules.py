@@ -446,28 +446,58 @@ TASKSET_TEMPLATE = {"name": "taskset", "lr": "$learning_rate", "linear_decay": "
                     "exponential_decay": "$exponential_decay"}
 
 
-def mlp_schedule(trial_config: Mapping[str, Any], horizon: int) -> Schedule:
-    """The schedule of a config of the built-in MLP (``trials.examples.mlp``).
+def declared_schedule(decl: Mapping[str, Any], trial_config: Mapping[str, Any],
+                      horizon: int, where: str = "schedule") -> Schedule:
+    """A trial's schedule from a sweep's ``schedule:`` declaration (pure; see
+    ``orchestrator.config_schedule.ScheduleConfig`` for the fields and their defaults).
 
-    Its convention: ``lr_schedule`` names the schedule, ``lr`` is the base rate and
-    ``schedule_<p>`` are its parameters, with the trainable's defaults (``step``'s
-    ``step_size: 0`` is a third of the horizon, ``warmup``'s ``warmup_epochs: 0`` a tenth,
-    ``exponential``'s ``gamma`` 0.9; the others equal this module's). ``search`` may not import
-    ``trials``, so the defaults are repeated here; a unit test holds the two equal.
+    ``decl`` keys: ``name`` (fixed name, or None: read ``trial_config[name_key]``), ``name_key``
+    (``lr_schedule``), ``lr_key`` (``lr``), ``param_prefix`` (``schedule_``) and ``params``
+    (fixed parameters, ``"$key"`` = ``trial_config[key]``). The built-in MLP's conventions apply
+    (``step``'s ``step_size: 0`` is a third of the horizon, ``warmup``'s ``warmup_epochs: 0`` a
+    tenth, ``exponential``'s ``gamma`` defaults to 0.9; its other defaults equal this module's):
+    ``search`` may not import ``trials``, so they are repeated here; a unit test holds the two
+    equal, epoch by epoch.
+
+    Raises:
+        ValueError: naming the field, for a missing name or referenced key, or a bad value.
     """
-    name = trial_config.get("lr_schedule", "constant")
-    spec: dict[str, Any] = {"name": name}
-    if "lr" in trial_config:
-        spec["lr"] = trial_config["lr"]
-    spec.update({k[len("schedule_"):]: v for k, v in trial_config.items()
-                 if k.startswith("schedule_")})
+    name = decl.get("name")
+    name_key = decl.get("name_key", "lr_schedule")
+    if name is None:
+        if name_key not in trial_config:
+            raise ValueError(f"schedule.name_key: the trial's config has no key {name_key!r} "
+                             f"naming its schedule (keys: {sorted(trial_config)}); set "
+                             f"schedule.name")
+        name = trial_config[name_key]
+    prefix = decl.get("param_prefix", "schedule_")
+    spec: dict[str, Any] = {k[len(prefix):]: v for k, v in trial_config.items()
+                            if k.startswith(prefix)}
+    for k, v in (decl.get("params") or {}).items():
+        if isinstance(v, str) and v.startswith("$"):
+            if v[1:] not in trial_config:
+                raise ValueError(f"schedule.params.{k} refers to hyperparameter {v[1:]!r}, which "
+                                 f"the trial's config does not have (keys: {sorted(trial_config)})")
+            v = trial_config[v[1:]]
+        spec[k] = v
+    lr_key = decl.get("lr_key", "lr")
+    if name != "values" and "lr" not in spec and lr_key in trial_config:
+        spec["lr"] = trial_config[lr_key]
     if name == "step" and "milestones" not in spec and spec.get("step_size", 0) == 0:
         spec["step_size"] = max(1, horizon // 3)
     if name == "warmup" and spec.get("warmup_epochs", 0) == 0:
         spec["warmup_epochs"] = max(1, horizon // 10)
     if name == "exponential":
         spec.setdefault("gamma", 0.9)
-    return parse_schedule(spec)
+    return parse_schedule({"name": name, **spec}, where)
+
+
+def mlp_schedule(trial_config: Mapping[str, Any], horizon: int) -> Schedule:
+    """The schedule of a config of the built-in MLP (``trials.examples.mlp``): ``lr_schedule``
+    names it (default constant), ``lr`` is the base rate, ``schedule_<p>`` its parameters."""
+    cfg = dict(trial_config)
+    cfg.setdefault("lr_schedule", "constant")
+    return declared_schedule({}, cfg, horizon)
 
 
 def schedule_for_config(trial_config: Mapping[str, Any],
