@@ -73,7 +73,7 @@ class CurvePruning(_Pruning):
     threshold: float = Field(0.05, gt=0, lt=1, description="stop when P(beat incumbent) < this")
     grace_epochs: int = Field(3, ge=1, description="epochs before the first decision")
     decision_interval: int = Field(1, ge=1, description="epochs between decisions")
-    model: Literal["pfn", "parametric", "last-value"] = "pfn"
+    model: Literal["pfn", "parametric", "last-value", "pfn-schedule"] = "pfn"
     compute_exponent: float = Field(
         0.0, ge=0, description="threshold x (remaining epochs / max_epochs) ** this (0: plain rule)"
     )

@@ -115,6 +115,13 @@ def _curve_scheduler(cfg: Any, sink: VerdictSink | None) -> Any:
             f"pruning.scheduler: 'curve' is not available in this installation ({e})"
         ) from None
     options = cfg.pruning.model_dump(exclude={"scheduler"})
+    # issue 8: the schedule-aware forecaster is told each trial's schedule (the sweep's
+    # schedule: block, or the trials' own config conventions when there is none)
+    schedule = getattr(cfg, "schedule", None)
+    if schedule is not None:
+        options["schedule"] = schedule.model_dump()
+    elif options.get("model") == "pfn-schedule":
+        options["schedule"] = True
     try:
         return CurveScheduler(
             time_attr=TIME_ATTR, max_t=int(cfg.max_epochs), on_verdict=sink, **options

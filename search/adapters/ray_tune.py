@@ -61,6 +61,11 @@ class CurveScheduler(FIFOScheduler):
         max_t: the horizon in ``time_attr`` units: the epoch every trial runs to.
         model: a ``CurveModel`` or a model name (``"pfn"``, ``"parametric"``, ``"last-value"``).
             A name keeps Tune's pickle of the scheduler free of model weights.
+        schedule: tell the forecaster each trial's learning-rate schedule (issue 8; use with
+            ``model="pfn-schedule"``): a ``schedule:`` declaration as a plain dict (see
+            :func:`search.schedules.declared_schedule`), or True to read it from the trial's
+            config by convention (TaskSet's decays, the built-in MLP's ``lr_schedule``). A trial
+            whose schedule cannot be resolved is forecast without one (logged). None: no schedules.
         threshold, grace_epochs, decision_interval, compute_exponent, incumbent,
             before_completion, max_forecast_age: the policy's knobs (see
             :class:`~search.policy.PolicyConfig`); or pass ``config``.
@@ -79,6 +84,7 @@ class CurveScheduler(FIFOScheduler):
         max_t: float | None = None,
         *,
         model: str | CurveModel = "pfn",
+        schedule: dict | bool | None = None,
         threshold: float = 0.05,
         grace_epochs: int = 3,
         decision_interval: int = 1,
@@ -118,6 +124,7 @@ class CurveScheduler(FIFOScheduler):
         self._time_attr = time_attr
         self._max_t = None if max_t is None else float(max_t)
         self._model_spec = model
+        self._schedule = schedule
         self._config = config
         self._on_verdict = on_verdict
         self._state_path = None if state_path is None else str(state_path)
@@ -173,7 +180,12 @@ class CurveScheduler(FIFOScheduler):
                     "CurveScheduler needs the horizon: pass max_t (the final value of "
                     f"{self._time_attr!r}) or a stop={{{self._time_attr!r}: N}} criterion"
                 )
-            self._stopper = CurveStopper(
+            stopper_cls = CurveStopper
+            if self._schedule is not None and self._schedule is not False:
+                from search.schedule_stopper import ScheduleStopper
+
+                stopper_cls = ScheduleStopper
+            self._stopper = stopper_cls(
                 resolve_model(self._model_spec), horizon=self._max_t,
                 mode=self._mode,  # type: ignore[arg-type]
                 config=self._config, on_verdict=self._on_verdict,
@@ -229,6 +241,25 @@ class CurveScheduler(FIFOScheduler):
         self._bind_state(trial)
         finished = trial.status in (Trial.TERMINATED, Trial.ERROR)
         self.stopper.add_trial(trial.trial_id, alive=not finished)
+        if self._schedule is not None and self._schedule is not False:
+            self._declare_schedule(trial)
+
+    def _declare_schedule(self, trial: Trial) -> None:
+        """Resolve the trial's schedule from its config and hand it to the stopper (issue 8)."""
+        from search.schedules import declared_schedule, schedule_for_config
+
+        h = math.ceil(self.stopper.horizon)
+        try:
+            if self._schedule is True:
+                sched = schedule_for_config(trial.config or {}, horizon=h)
+            else:
+                sched = declared_schedule(self._schedule, trial.config or {}, h)
+            lr = None if sched is None else sched.lr(h)
+        except ValueError as e:
+            log.warning("trial %s: no learning-rate schedule for the forecaster (%s)",
+                        trial.trial_id, e)
+            lr = None
+        self.stopper.set_schedule(trial.trial_id, lr)  # type: ignore[attr-defined]
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
         if self._time_attr not in result:
