@@ -238,6 +238,8 @@ def attach_views(cfg: Any, tracker: Any, out: TextIO | None, *,
         appear above the live status line; otherwise it is ``out`` itself, and the status is
         printed once, at the end).
     """
+    if isinstance(tracker, ObservedTracker):  # already watched (a caller wired it)
+        return tracker, out
     n = int(cfg.num_samples)
     if getattr(cfg.search, "algorithm", None) == "grid":
         from orchestrator.config import grid_size

@@ -191,7 +191,12 @@ def read_sweep(
         SweepNotFoundError: nothing matched.
         ValueError: the metric, mode or horizon is neither recorded nor given.
     """
+    import os
+
     import yaml
+
+    # mlflow draws a progress bar per downloaded artifact; a report has no use for them.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     from orchestrator.tracking.mlflow_tracker import default_tracking_uri
@@ -215,7 +220,7 @@ def read_sweep(
                if v in (None, "")]
     if missing:
         raise ValueError(
-            f"sweep {sweep!r} (run {pid}) records no {', '.join(missing)}: pass them explicitly")
+            f"sweep {sweep!r} (run {pid}) records no {', '.join(missing)}: pass them explicitly (--metric, --mode, --max-epochs)")
     pruning = cfg.get("pruning")
     scheduler = pruning.get("scheduler") if isinstance(pruning, dict) else params.get(
         "pruning.scheduler")
