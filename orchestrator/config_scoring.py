@@ -20,7 +20,7 @@ Example::
       weights: {cohesion: 0.5, coupling: 0.5, observability: 0.5, hygiene: 0.5, structure: 0.5}
       hygiene: {non_finite: 0.4, non_finite_scale: 10, unlogged: 0.4, mismatch: 0.2}
       staleness: {grace: 1.0, span: 2.0}
-      stop_on_reward: false   # curve scheduler: also stop when the continuation reward <= margin
+      stop_on_reward: false   # also stop a trial when its continuation reward <= stop_margin
       stop_margin: 0.0
     pipeline:
       steps:
@@ -121,8 +121,9 @@ class ScoringConfig(_Strict):
         report_every: epochs between the reports a trial promises (observability penalty).
         failure_prior_failures / failure_prior_hours: the ``a0`` / ``b0`` of P_survive.
         weights, hygiene, staleness: penalty weights and constants.
-        stop_on_reward: let the curve scheduler also stop a trial whose continuation reward
-            (expected value minus remaining compute) is <= ``stop_margin``.
+        stop_on_reward: also stop a trial whose continuation reward (expected value minus
+            remaining compute, SCORING.md) is <= ``stop_margin``, on top of the pruning
+            scheduler's own decisions (from its grace period on); reason ``reward_low``.
         stop_margin: cost units; 0 is break-even.
     """
 

@@ -18,6 +18,11 @@ score::
     os.environ.update(objective_env())   # see below
     RunConfig(callbacks=[tracking_cb, ScoringCallback(scorer, tracker)])
 
+``scoring.stop_on_reward: true`` (any ``objective``): the same wrapper also stops a trial
+whose continuation reward (expected value of continuing minus its remaining compute) is
+``<= scoring.stop_margin``, on top of whatever the inner scheduler decides; reason
+``reward_low``. :func:`attach_scoring` does all of this from a ``SweepConfig``.
+
 Why the environment variable: Tune validates that every result carries the TuneConfig metric
 before the scheduler sees it, but the score is computed on the driver from the whole sweep,
 so the result only gains ``score`` inside the scheduler wrapper (in place, before the inner
@@ -44,6 +49,7 @@ SHORT_COLUMNS = ("rank", "trial", "status", "score", "reward", "p_success", "cos
 
 SCORE_KEY = "score"
 STATE_FILE = "scoring_state.json"
+REASON_REWARD_LOW = "reward_low"
 log = logging.getLogger("sweepcast.scoring")
 
 
@@ -161,20 +167,32 @@ class ScoringCallback(Callback):
 
 
 class ScoreObjectiveScheduler(TrialScheduler):
-    """Wraps any Tune scheduler so that it (and the searcher after it) sees the score.
+    """Wraps any Tune scheduler so that it (and the searcher after it) sees the score, and
+    optionally stops trials whose continuation reward no longer pays.
 
-    On every result the sweep is rescored and ``result["score"]`` is set before the inner
-    scheduler decides; the searcher receives the same dict. Every other hook is forwarded
+    On every result the trial is scored and ``result["score"]`` is set before the inner
+    scheduler decides (``inject_score``); the searcher receives the same dict. With
+    ``stop_on_reward``, a trial the inner scheduler lets continue is stopped when, from
+    ``grace_epochs`` on and before its last epoch, its continuation reward
+    (``P_success * V - c * remaining hours``, SCORING.md) is ``<= stop_margin``; the stop is
+    recorded as a verdict with reason ``reward_low`` (and ``p_beat`` = the trial's P_target)
+    through the tracker registered under ``sweep_key``. Every other hook is forwarded
     unchanged. Configure the inner scheduler (and the searcher) with ``metric="score"``,
     ``mode="max"`` (or leave them to ``TuneConfig(metric="score", mode="max")``); a curve
     scheduler keeps its raw metric through ``inner_metric``/``inner_mode``.
     """
 
     def __init__(self, inner: TrialScheduler, scorer: SweepScorer, *,
-                 inner_metric: str | None = None, inner_mode: str | None = None):
+                 inner_metric: str | None = None, inner_mode: str | None = None,
+                 inject_score: bool = True, stop_on_reward: bool = False,
+                 stop_margin: float = 0.0, grace_epochs: int = 1,
+                 sweep_key: str | None = None):
         super().__init__()
         self.inner, self.scorer = inner, scorer
         self.inner_metric, self.inner_mode = inner_metric, inner_mode
+        self.inject_score, self.stop_on_reward = inject_score, stop_on_reward
+        self.stop_margin, self.grace_epochs, self.sweep_key = stop_margin, grace_epochs, sweep_key
+        self.reward_stops = 0
 
     @property
     def metric(self) -> str | None:
@@ -190,10 +208,32 @@ class ScoreObjectiveScheduler(TrialScheduler):
         return self.inner.set_search_properties(self.inner_metric or metric,
                                                 self.inner_mode or mode, **spec)
 
-    def _inject(self, trial: Any, result: dict) -> None:
+    def _score(self, trial: Any, result: dict) -> Any:
         self.scorer.on_result(trial.trial_id, result)
-        self.scorer.score_trial(trial.trial_id)
-        result[SCORE_KEY] = self.scorer.objective_value(trial.trial_id)
+        s = self.scorer.score_trial(trial.trial_id)
+        if self.inject_score:
+            result[SCORE_KEY] = s.score
+        return s
+
+    def _reward_stop(self, trial: Any, result: dict, s: Any) -> bool:
+        step = result.get(self.scorer.time_attr, result.get("training_iteration"))
+        if not isinstance(step, (int, float)) or step < self.grace_epochs:
+            return False
+        if step >= self.scorer.max_epochs or s.reward_continuation > self.stop_margin:
+            return False
+        self.reward_stops += 1
+        if self.sweep_key is not None:
+            from orchestrator.tracking.registry import lookup_tracker
+
+            tracker = lookup_tracker(self.sweep_key)
+            try:
+                if tracker is not None:
+                    tracker.log_verdict(trial.trial_id, int(step), {
+                        "stop": True, "reason": REASON_REWARD_LOW, "p_beat": s.p_target})
+            except Exception:
+                log.warning("could not record the reward stop of %s", trial.trial_id,
+                            exc_info=True)
+        return True
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self.inner.on_trial_add(tune_controller, trial)
@@ -202,11 +242,15 @@ class ScoreObjectiveScheduler(TrialScheduler):
         self.inner.on_trial_error(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        self._inject(trial, result)
-        return self.inner.on_trial_result(tune_controller, trial, result)
+        s = self._score(trial, result)
+        decision = self.inner.on_trial_result(tune_controller, trial, result)
+        if (self.stop_on_reward and decision == TrialScheduler.CONTINUE
+                and self._reward_stop(trial, result, s)):
+            return TrialScheduler.STOP
+        return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        if result and SCORE_KEY not in result:
+        if self.inject_score and result and SCORE_KEY not in result:
             result[SCORE_KEY] = self.scorer.objective_value(trial.trial_id)
         self.inner.on_trial_complete(tune_controller, trial, result)
 
@@ -226,16 +270,27 @@ class ScoreObjectiveScheduler(TrialScheduler):
         self.inner.restore(checkpoint_path)
 
 
-def wrap_for_objective(cfg: Any, scheduler: TrialScheduler, scorer: SweepScorer) -> TrialScheduler:
-    """With ``scoring.objective: score``: wrap ``scheduler`` in :class:`ScoreObjectiveScheduler`
-    and turn Tune's strict metric pre-check off (see the module docstring); else return it."""
-    if cfg.scoring.objective != "score":
+def wrap_for_objective(cfg: Any, scheduler: TrialScheduler, scorer: SweepScorer,
+                       sweep_key: str | None = None) -> TrialScheduler:
+    """Wrap ``scheduler`` in :class:`ScoreObjectiveScheduler` when the config asks for it.
+
+    ``scoring.objective: score``: the score is injected and Tune's strict metric pre-check is
+    turned off (see the module docstring). ``scoring.stop_on_reward``: the continuation-reward
+    stop is added (from the scheduler's grace period on). Neither: ``scheduler`` unchanged.
+    """
+    from orchestrator.config_pruning import grace_epochs_of
+
+    score = cfg.scoring.objective == "score"
+    if not score and not cfg.scoring.stop_on_reward:
         return scheduler
-    os.environ.update(objective_env())
-    if cfg.pruning.scheduler == "curve":
-        return ScoreObjectiveScheduler(scheduler, scorer, inner_metric=cfg.metric,
-                                       inner_mode=cfg.mode)
-    return ScoreObjectiveScheduler(scheduler, scorer)
+    if score:
+        os.environ.update(objective_env())
+    keep_raw = not score or cfg.pruning.scheduler == "curve"
+    return ScoreObjectiveScheduler(
+        scheduler, scorer, inner_metric=cfg.metric if keep_raw else None,
+        inner_mode=cfg.mode if keep_raw else None, inject_score=score,
+        stop_on_reward=cfg.scoring.stop_on_reward, stop_margin=cfg.scoring.stop_margin,
+        grace_epochs=max(1, grace_epochs_of(cfg.pruning) or 1), sweep_key=sweep_key)
 
 
 def attach_scoring(cfg: Any, scheduler: TrialScheduler, sweep_key: str,
@@ -252,4 +307,4 @@ def attach_scoring(cfg: Any, scheduler: TrialScheduler, sweep_key: str,
     scorer = SweepScorer.from_config(cfg, model=scoring_model(cfg))
     state = None if exp_dir is None else Path(exp_dir) / STATE_FILE
     cb = ScoringCallback(scorer, sweep_key=sweep_key, state_path=state, out=out)
-    return wrap_for_objective(cfg, scheduler, scorer), cb, tune_objective(cfg)
+    return wrap_for_objective(cfg, scheduler, scorer, sweep_key), cb, tune_objective(cfg)

@@ -136,6 +136,34 @@ def test_wrapper_injects_score_and_forwards_every_hook():
     assert spy2.calls == [("props", "acc", "max")]
 
 
+def test_reward_stop_on_top_of_the_inner_scheduler(tmp_path):
+    key, clock, tracker = str(tmp_path / "exp"), Clock(), InMemoryTracker()
+    # V tiny: continuing never pays once a trial has a pace (its remaining hours cost > V)
+    c = cfg(max_epochs=5, scoring={"stop_on_reward": True, "value": 1e-9},
+            pruning={"scheduler": "asha", "grace_period": 2})
+    spy = SpyScheduler()
+    w = wrap_for_objective(c, spy, SweepScorer.from_config(c, clock=clock), key)
+    assert isinstance(w, ScoreObjectiveScheduler) and not w.inject_score
+    assert w.set_search_properties("acc", "max") and spy.calls[0] == ("props", "acc", "max")
+    register_tracker(key, tracker)
+    try:
+        tracker.start_sweep("glue", {})
+        tracker.start_trial("a", {})
+        t = trial("a", lr=0.5)
+        w.scorer.on_trial_start("a", t.config)
+        decisions = []
+        for epoch in (1, 2):
+            clock.t += 3600
+            result = {"epoch": epoch, "acc": 0.9}
+            decisions.append(w.on_trial_result(None, t, result))
+            assert "score" not in result  # objective: metric
+    finally:
+        unregister_tracker(key)
+    assert decisions == ["CONTINUE", "STOP"]  # grace period 2, then the reward rule
+    assert w.reward_stops == 1
+    assert tracker.trials["a"]["tags"]["sweepcast.stop_reason"] == "reward_low"
+
+
 def test_objective_selection(monkeypatch):
     monkeypatch.delenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", raising=False)
     plain = cfg()
