@@ -35,6 +35,9 @@ from orchestrator.tracking.base import Tracker, VerdictRecord, metric_key
 
 log = logging.getLogger("sweepcast.observe")
 
+SCORE_METRIC = "score"  # search.scoring.TrialScore.to_metrics()
+RANKING_DIR, RANKING_NAME = "scoring", "ranking.md"  # orchestrator.scoring_wiring
+
 __all__ = ["Listener", "ObservedTracker", "PlotArtifacts", "SweepState"]
 
 
@@ -49,6 +52,8 @@ class Listener:
     def on_trial_start(self, trial_id: str, params: Mapping[str, Any]) -> None: ...
     def on_metrics(self, trial_id: str | None, step: int, metrics: Mapping[str, Any]) -> None: ...
     def on_verdict(self, trial_id: str, step: int, verdict: VerdictRecord) -> None: ...
+    def on_artifact(self, trial_id: str | None, artifact: Any, artifact_path: str | None
+                    ) -> None: ...
     def on_trial_end(self, trial_id: str, status: str) -> None: ...
     def before_sweep_end(self, tracker: Tracker, status: str) -> None:
         """Last chance to record on the parent run (called before the inner ``end_sweep``)."""
@@ -104,6 +109,7 @@ class ObservedTracker(Tracker):
 
     def log_artifact(self, trial_id, artifact, artifact_path=None) -> None:
         self.inner.log_artifact(trial_id, artifact, artifact_path)
+        self._tell("on_artifact", trial_id, artifact, artifact_path)
 
     def end_trial(self, trial_id, status, summary=None) -> None:
         self.inner.end_trial(trial_id, status, summary)
@@ -183,6 +189,8 @@ class SweepState(Listener):
         self._decisions: dict[str, dict[int, Decision]] = {}
         self._status: dict[str, str] = {}
         self._reason: dict[str, str] = {}
+        self._score: dict[str, float] = {}
+        self.ranking_markdown: str | None = None
         self.best: tuple[float, str, int] | None = None  # (value, trial, step)
 
     def on_sweep_start(self, name: str, parent_run_id: str) -> None:
@@ -200,6 +208,10 @@ class SweepState(Listener):
     def on_metrics(self, trial_id: str | None, step: int, metrics: Mapping[str, Any]) -> None:
         if trial_id is None:
             return
+        score = metrics.get(SCORE_METRIC)
+        if isinstance(score, (int, float)) and not isinstance(score, bool):
+            with self._lock:
+                self._score[trial_id] = float(score)
         v = metrics.get(self.metric, metrics.get(self.key))
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return
@@ -222,6 +234,15 @@ class SweepState(Listener):
             if verdict.stops:
                 self._reason[trial_id] = verdict.reason or "stop"
 
+    def on_artifact(self, trial_id: str | None, artifact: Any, artifact_path: str | None
+                    ) -> None:
+        # the scorer's ranking table (orchestrator.scoring_wiring): parent run, scoring/
+        if (trial_id is None and isinstance(artifact, tuple) and artifact[0] == RANKING_NAME
+                and (artifact_path or "").strip("/") == RANKING_DIR):
+            data = artifact[1]
+            self.ranking_markdown = data.decode("utf-8", "replace") if isinstance(
+                data, (bytes, bytearray)) else str(data)
+
     def on_trial_end(self, trial_id: str, status: str) -> None:
         with self._lock:
             self._status[trial_id] = status
@@ -242,6 +263,7 @@ class SweepState(Listener):
             trial_id, [s for s, _ in curve], [v for _, v in curve], status,
             stop_reason=self._reason.get(trial_id) if status == "pruned" else None,
             decisions=[d for _, d in sorted(self._decisions.get(trial_id, {}).items())],
+            score=self._score.get(trial_id),
         )
 
     def record(self) -> SweepRecord:
@@ -249,7 +271,8 @@ class SweepState(Listener):
         with self._lock:
             trials = [self._trial_locked(t) for t in self._order]
         return SweepRecord(self.name, self.metric, self.mode, self.max_epochs, trials,
-                           scheduler=self.scheduler, parent_run_id=self.parent_run_id)
+                           scheduler=self.scheduler, parent_run_id=self.parent_run_id,
+                           ranking_markdown=self.ranking_markdown)
 
 
 class PlotArtifacts(Listener):

@@ -10,7 +10,9 @@ UI (a React single-page app: every check waits for its element) and asserts that
 * a pruned trial's page shows its parent, its status and the ``sweepcast.stop_reason`` tag;
 * the trial's ``plots/curve.png`` and the parent's ``plots/sweep_curves.png`` render as images
   (decoded by the browser: ``naturalWidth > 0``);
-* the trial's metric charts list ``val_accuracy`` and the verdict metric ``p_beat``.
+* the trial's metric charts list ``val_accuracy`` and the verdict metric ``p_beat``;
+* ``sweepcast report`` reads the sweep back (terminal table, and an HTML file whose embedded
+  plots the browser decodes).
 
 Screenshots of each page are saved under ``test-artifacts/`` (gitignored) for a person to look
 at. Needs ``apt-get install chromium chromium-driver`` (``make system-deps``).
@@ -93,8 +95,9 @@ def sweep(mlflow_server: str, ray_local: None, tmp_path_factory: pytest.TempPath
     # the plots are artifacts of the runs before any browser looks for them
     assert {f.path for f in client.list_artifacts(pruned[0].info.run_id, "plots")} == {
         "plots/curve.png"}
-    assert "plots/sweep_curves.png" in {
+    assert {"plots/sweep_curves.png", "plots/compute.png"} <= {
         f.path for f in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "report.html" in {f.path for f in client.list_artifacts(parent.info.run_id)}
     return {
         "uri": mlflow_server,
         "name": name,
@@ -280,3 +283,39 @@ def test_trial_metric_charts_show_metric_and_verdicts(sweep, browser, shots) -> 
             f"the {metric} chart")
         time.sleep(1.0)  # the chart draws after its title
         assert browser.save_screenshot(str(shots / f"{5 + i}_trial_chart_{metric}.png"))
+
+
+def test_report_command_reads_the_sweep_back(sweep, browser, shots) -> None:
+    from click.testing import CliRunner
+    from selenium.webdriver.common.by import By
+
+    from orchestrator.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["report", sweep["name"], "--tracking-uri", sweep["uri"]])
+    assert res.exit_code == 0, res.output
+    text = res.output
+    assert f"sweep       {sweep['name']}" in text and "scheduler   curve" in text
+    assert "1 completed, 1 pruned" in text
+    for trial in sweep["trial_names"]:
+        assert trial in text
+    assert "p_beat_low" in text
+    assert "ranking (scoring):" in text  # the scorer's table, read from scoring/ranking.md
+
+    page = shots / "report.html"
+    res = runner.invoke(main, ["report", sweep["parent_id"], "--tracking-uri", sweep["uri"],
+                               "--html", str(page)])
+    assert res.exit_code == 0, res.output
+    assert page.is_file() and "HTML report" in res.output
+    _open(browser, page.as_uri())
+    n_images = 2 + len(sweep["trial_names"])  # sweep curves, compute, one per trial
+
+    def all_decoded(d):
+        imgs = d.find_elements(By.TAG_NAME, "img")
+        ok = d.execute_script(
+            "return arguments[0].every(i => i.complete && i.naturalWidth > 0)", imgs)
+        return len(imgs) == n_images and ok
+
+    _wait(browser, all_decoded, f"{n_images} decoded images in the HTML report", timeout=30)
+    _visible_xpath(browser, "//div[@id='ranking']//table", "the ranking table")
+    assert browser.save_screenshot(str(shots / "7_report_html.png"))

@@ -101,6 +101,7 @@ def test_sweep_state_builds_the_record() -> None:
     assert c.stop_reason is None
     assert state.best == (pytest.approx(0.8), "a", 4)
     assert rec.compute().used == 4 + 3 + 1
+    assert rec.ranking_markdown is None and a.score is None
     with pytest.raises(ValueError, match="max_epochs must be a positive integer, got 0"):
         SweepState(metric="acc", mode="max", max_epochs=0)
 
@@ -124,3 +125,16 @@ def test_plot_artifacts_logged_to_trials_and_parent() -> None:
     listener = t.listeners[1]
     assert listener.errors == []
     assert "1 completed, 1 pruned, 1 failed" in stream.getvalue().splitlines()[-1]
+
+
+def test_sweep_state_keeps_scores_and_the_ranking_table() -> None:
+    state = SweepState(metric="acc", mode="max", max_epochs=2)
+    t = ObservedTracker(InMemoryTracker(), [state])
+    t.start_sweep("s", {})
+    t.start_trial("a", {})
+    t.log_metrics("a", 2, {"acc": 0.5, "score": 1.25})
+    t.log_artifact(None, ("ranking.md", b"| rank | trial |\n|---|---|\n| 1 | a |\n"), "scoring")
+    t.log_artifact(None, ("ranking.md", b"other"), "elsewhere")  # not the scorer's table
+    rec = state.record()
+    assert rec.trials[0].score == 1.25
+    assert rec.ranking_markdown.startswith("| rank | trial |")
