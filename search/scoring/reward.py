@@ -87,16 +87,12 @@ def incumbent(records: Sequence[TrialRecord], mode: Mode) -> float | None:
 
 def hours(wall_time_s: float, resources: Resources) -> float:
     """Device-hours of ``wall_time_s`` seconds on ``resources`` (GPUs if any, else CPUs)."""
-    return resources.units * wall_time_s / 3600.0
+    return (resources.gpu if resources.gpu > 0 else resources.cpu) * wall_time_s / 3600.0
 
 
 def seconds_per_step(record: TrialRecord) -> float | None:
     """Observed wall seconds per step up to the last report; None before any report."""
-    if record.last_step <= 0:
-        return None
-    since = record.since_last_report_s or 0.0
-    at_last = max(record.wall_time_s - since, 0.0)
-    return at_last / record.last_step if at_last > 0 else None
+    return record.seconds_per_step
 
 
 @dataclass(frozen=True)

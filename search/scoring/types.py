@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -297,10 +298,19 @@ class TrialRecord:
     def ended(self) -> bool:
         return self.status in ENDED
 
-    @property
+    # Cached: the record is immutable and these are read many times per scoring call.
+    @cached_property
     def last_step(self) -> float:
         return float(self.steps[-1]) if self.steps.size else 0.0
 
-    @property
+    @cached_property
     def last_value(self) -> float | None:
         return float(self.values[-1]) if self.values.size else None
+
+    @cached_property
+    def seconds_per_step(self) -> float | None:
+        """Observed wall seconds per step up to the last report; None before any report."""
+        if self.last_step <= 0:
+            return None
+        at_last = max(self.wall_time_s - (self.since_last_report_s or 0.0), 0.0)
+        return at_last / self.last_step if at_last > 0 else None
