@@ -230,7 +230,8 @@ class MlflowTracker(Tracker):
         self.spill_dir = Path(spill_dir) if spill_dir else Path(
             tempfile.mkdtemp(prefix="sweepcast-tracking-")
         )
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        # created on first use (staged artifact, spill, state): a sweep that cannot start
+        # leaves nothing behind
         self.state_path = Path(state_path) if state_path else None
         self._queue = SpillQueue(
             self.spill_dir / "tracking_spill.jsonl",
