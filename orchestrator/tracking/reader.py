@@ -18,7 +18,9 @@ A decision is rebuilt at every step where a verdict metric was logged; the one a
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,13 @@ def _download_text(client: Any, run_id: str, path: str, tmp: str) -> str | None:
     return p.read_text(encoding="utf-8") if p.is_file() else None
 
 
+def _value(v: float) -> float:
+    """MLflow's SQL stores keep +-inf as +-sys.float_info.max: read those back as infinities
+    (a diverged trial), so they are drawn as gaps instead of flattening the plot's scale."""
+    v = float(v)
+    return math.copysign(math.inf, v) if abs(v) >= sys.float_info.max else v
+
+
 def _history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     pts = client.get_metric_history(run_id, key)
     # Replays can log the same point twice; keep the latest per step, ordered by step.
@@ -102,7 +111,7 @@ def _history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     for m in pts:
         prev = by_step.get(m.step)
         if prev is None or m.timestamp >= prev[0]:
-            by_step[m.step] = (m.timestamp, float(m.value))
+            by_step[m.step] = (m.timestamp, _value(m.value))
     return [(s, v) for s, (_, v) in sorted(by_step.items())]
 
 
@@ -163,7 +172,7 @@ def _trial(client: Any, run: Any, metric: str) -> TrialRecord:
         decisions=decisions,
         params=dict(run.data.params),
         run_id=run.info.run_id,
-        score=have.get("score"),
+        score=_value(have["score"]) if "score" in have else None,
     )
 
 
