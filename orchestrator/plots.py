@@ -87,6 +87,7 @@ def trial_figure(
     mode: str,
     horizon: int | None = None,
     incumbent_value: float | None = None,
+    max_bands: int | None = 12,
 ) -> Figure:
     """One trial's curve with its forecast bands and stop marker.
 
@@ -97,7 +98,8 @@ def trial_figure(
     ``X`` annotated "failed".
 
     Artists (by ``gid``): ``curve`` (Line2D), ``band`` (one PolyCollection per decision with a
-    forecast), ``median`` (Line2D per band), ``decisions`` (markers at decision steps),
+    forecast, up to ``max_bands``), ``median`` (Line2D per band), ``decisions`` (markers at
+    every decision step),
     ``incumbent`` (horizontal line, when given), ``stop_marker`` and ``stop_label`` (pruned or
     failed trials), ``horizon`` (vertical line).
 
@@ -107,11 +109,17 @@ def trial_figure(
         mode: ``min`` or ``max`` (only shown in the label).
         horizon: the final epoch (``max_epochs``); default: the trial's last step.
         incumbent_value: the best completed trial's final value, drawn as a reference line.
+        max_bands: draw the bands of at most this many decisions, evenly spaced and always the
+            last (``None``: all); every decision still gets its marker. Each band is a
+            translucent polygon: a hundred of them take seconds to render and hide each other.
 
     Raises:
         ValueError: bad ``mode`` or ``horizon``.
     """
     check_mode(mode)
+    if max_bands is not None and (isinstance(max_bands, bool) or not isinstance(max_bands, int)
+                                  or max_bands < 2):
+        raise ValueError(f"max_bands must be an integer >= 2 or None, got {max_bands!r}")
     h = _horizon([trial], horizon)
     fig = _new_figure()
     ax = fig.add_subplot()
@@ -123,6 +131,10 @@ def trial_figure(
         curve.set_color("tab:blue")
 
     banded = [d for d in trial.decisions if d.has_band]
+    if max_bands is not None and len(banded) > max_bands:
+        # evenly spaced, always the last one (the decision that stopped or ended the trial)
+        keep = {round(i * (len(banded) - 1) / (max_bands - 1)) for i in range(max_bands)}
+        banded = [d for i, d in enumerate(banded) if i in keep]
     for i, d in enumerate(banded):
         start = _value_at(trial, d.step)
         q50 = d.q50 if d.q50 is not None and math.isfinite(d.q50) else (d.q05 + d.q95) / 2  # type: ignore[operator]

@@ -171,3 +171,19 @@ def test_compute_figure_empty_sweep() -> None:
     fig = plots.compute_figure(ComputeUsage({}, 0, 0, 5))
     assert [a for a in fig.findobj() if str(a.get_gid()).startswith("used:")] == []
     assert plots.to_png(fig).startswith(PNG_MAGIC)
+
+
+def test_bands_are_capped_evenly_with_the_last_kept() -> None:
+    steps = list(range(1, 41))
+    t = TrialRecord("long", steps, [s / 40 for s in steps], "completed",
+                    decisions=_decisions(range(3, 41), 0.9, 0.05))
+    fig = plots.trial_figure(t, metric="acc", mode="max", horizon=40, max_bands=5)
+    bands = _by_gid(fig, "band")
+    starts = [b.get_paths()[0].vertices[:, 0].min() for b in bands]
+    assert len(bands) == 5 and starts[0] == pytest.approx(3) and starts[-1] == pytest.approx(40)
+    (marks,) = _by_gid(fig, "decisions")
+    assert len(marks.get_xdata()) == 38  # every decision keeps its marker
+    assert len(_by_gid(plots.trial_figure(t, metric="acc", mode="max", max_bands=None),
+                       "band")) == 38
+    with pytest.raises(ValueError, match="max_bands must be an integer >= 2 or None, got 1"):
+        plots.trial_figure(t, metric="acc", mode="max", max_bands=1)
