@@ -51,6 +51,10 @@ class SweepError(RuntimeError):
     """The sweep could not start or run; the message is for the user (no credentials)."""
 
 
+class SweepConfigError(SweepError):
+    """The config passed validation but cannot be run as given (exit 2; nothing started)."""
+
+
 @dataclass
 class SweepResult:
     """The outcome of a sweep (plain data)."""
@@ -260,16 +264,23 @@ def run_sweep(
         extra_callbacks: more Tune callbacks (called after sweepcast's own).
 
     Raises:
+        SweepConfigError: the pruning config cannot be built (before anything starts).
         SweepError: tracking or Ray unavailable, or Tune failed as a whole.
     """
     exp_dir = Path(exp_dir) if exp_dir is not None else experiment_dir(cfg)
+    from orchestrator.schedulers import SchedulerConfigError, VerdictSink, build_scheduler
+
+    try:  # a pruning config that cannot work is a config error: before anything starts
+        scheduler = build_scheduler(cfg, VerdictSink(str(exp_dir)))
+    except SchedulerConfigError as e:
+        raise SweepConfigError(str(e)) from None
     own_tracker = tracker is None
     if tracker is None:
         tracker = make_tracker(cfg, exp_dir)  # before Ray: an unreachable MLflow starts nothing
     quiet_tune()
     where = init_ray(ray_address)
     try:
-        return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []))
+        return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []), scheduler)
     finally:
         if own_tracker:
             tracker.close(timeout=60)
@@ -277,12 +288,11 @@ def run_sweep(
 
 def _run(
     cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: str,
-    extra_callbacks: list[Any],
+    extra_callbacks: list[Any], scheduler: Any,
 ) -> SweepResult:
     from ray import tune
 
     from orchestrator.callbacks import Ledger, SweepCallback
-    from orchestrator.schedulers import VerdictSink, build_scheduler
     from orchestrator.tracking.registry import register_tracker, unregister_tracker
 
     key = str(exp_dir)
@@ -291,8 +301,6 @@ def _run(
     tracker, out = attach_views(cfg, tracker, out)
     max_conc = default_max_concurrent(cfg)
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
-    sink = VerdictSink(key)
-    scheduler = build_scheduler(cfg, sink)
     # H5: score every trial (reward - penalty); with objective: score Tune optimises the score
     from orchestrator.scoring_tune import attach_scoring
 

@@ -31,7 +31,7 @@ def command(file: str, quiet: bool) -> None:
         raise SystemExit(2) from None
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from orchestrator.sweep import EXIT_ERROR, SweepError, run_sweep
+    from orchestrator.sweep import EXIT_ERROR, EXIT_INVALID, SweepConfigError, SweepError, run_sweep
 
     started_ray = False
     try:
@@ -43,6 +43,9 @@ def command(file: str, quiet: bool) -> None:
             from orchestrator.sweep import print_table
 
             print_table(result, sys.stdout)
+    except SweepConfigError as e:
+        click.echo(f"{file}: {e}; nothing started", err=True)
+        raise SystemExit(EXIT_INVALID) from None
     except SweepError as e:
         click.echo(f"sweepcast run: {e}", err=True)
         raise SystemExit(EXIT_ERROR) from None
@@ -55,8 +58,17 @@ def command(file: str, quiet: bool) -> None:
 
             if ray.is_initialized():
                 ray.shutdown()
-    click.echo(
-        f"MLflow: parent run {result.parent_run_id}; browse with `mlflow ui` "
-        "(see README for the --backend-store-uri)"
-    )
+    click.echo(browse_hint(result.parent_run_id))
     raise SystemExit(result.exit_code)
+
+
+def browse_hint(parent_run_id: str | None) -> str:
+    """How to look at the sweep in MLflow (the URI's credentials masked)."""
+    from orchestrator.tracking import default_tracking_uri, mask_uri
+
+    uri = default_tracking_uri()
+    where = f"MLflow parent run {parent_run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"{where}: open {mask_uri(uri)} in a browser"
+    return (f"{where}; browse it with:\n  mlflow ui --backend-store-uri {mask_uri(uri)} "
+            "--host 127.0.0.1 --port 5000   (then open http://127.0.0.1:5000)")
