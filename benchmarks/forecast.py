@@ -17,7 +17,9 @@ prefix; the same map for every model):
 * ``coverage90``: whether the central 90% interval holds the true value.
 
 Epoch 0 (before training) is dropped; steps are epochs; the target is the last epoch.
-Latency: forecasts per curve at batch 1 and batch 256 (wall clock, 1 torch thread); a model
+Latency: forecasts per curve at batch 1 and batch 256 (wall clock, 1 torch thread; the process
+CPU time as ``cpu_batch1`` / ``cpu_batch256``, which is what a shared machine's load does not
+inflate, and the 1-minute load average while timing); a model
 that loops over curves (the parametric baseline) is timed on ``--slow-batch`` curves and the
 per-curve cost reported for both sizes (its cost is linear in the batch).
 """
@@ -29,6 +31,7 @@ import csv
 import gzip
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -132,14 +135,16 @@ def cell_scores(model, curves, finals, targets, mode) -> dict:
     return {k: float(sum(p[k] * p["n"] for p in parts) / n) for k in ("loglik", "mae", "coverage90")} | {"n": n}
 
 
-def time_model(model, curves, targets, mode, batch, reps) -> float:
+def time_model(model, curves, targets, mode, batch, reps) -> tuple[float, float]:
+    """(wall, process CPU) milliseconds per curve."""
     cs = [curves[i % len(curves)] for i in range(batch)]
     ts = [targets[i % len(curves)] for i in range(batch)]
     model.forecast(cs, ts, mode=mode)  # warm-up
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(reps):
         model.forecast(cs, ts, mode=mode)
-    return (time.perf_counter() - t) / reps / batch * 1e3
+    k = reps * batch
+    return (time.perf_counter() - t) / k * 1e3, (time.process_time() - c) / k * 1e3
 
 
 def main(argv=None) -> None:
@@ -151,6 +156,10 @@ def main(argv=None) -> None:
     ap.add_argument("--models", default="pfn,parametric,last-value")
     ap.add_argument("--slow-batch", type=int, default=8, help="curves used to time the parametric model")
     ap.add_argument("--parametric-steps", type=int, default=200)
+    ap.add_argument("--pfn-weights", type=Path, default=None, help="a .pt other than the shipped one")
+    ap.add_argument("--cells-from", type=Path, action="append", default=[],
+                    help="merge cells and latencies of other models from an earlier run's JSON "
+                         "(same --curves, --max-configs and --seed), e.g. a slow baseline run apart")
     a = ap.parse_args(argv)
     if a.max_configs <= 0:
         raise SystemExit(f"--max-configs must be positive, got {a.max_configs}")
@@ -161,6 +170,8 @@ def main(argv=None) -> None:
     models = {}
     for nm in names:
         kw = {"n_steps": a.parametric_steps, "seed": a.seed} if nm == "parametric" else {}
+        if nm == "pfn" and a.pfn_weights is not None:
+            kw = {"weights": a.pfn_weights}
         models[nm] = get_model(nm, **kw)
 
     cells = []
@@ -191,14 +202,20 @@ def main(argv=None) -> None:
     curves, targets, mode = timing_cases
     for nm, model in models.items():
         if nm == "parametric":
-            per = time_model(model, curves, targets, mode, min(a.slow_batch, len(curves)), 1)
-            latency[nm] = {"batch1": time_model(model, curves, targets, mode, 1, 2), "batch256": per,
-                           "batch256_measured_on": min(a.slow_batch, len(curves))}
+            nb = min(a.slow_batch, len(curves))
+            (w1, c1), (w2, c2) = time_model(model, curves, targets, mode, 1, 2), time_model(model, curves, targets, mode, nb, 1)
+            latency[nm] = {"batch1": w1, "batch256": w2, "cpu_batch1": c1, "cpu_batch256": c2,
+                           "batch256_measured_on": nb}
         else:
-            latency[nm] = {"batch1": time_model(model, curves, targets, mode, 1, 20),
-                           "batch256": time_model(model, curves, targets, mode, 256, 5)}
+            (w1, c1), (w2, c2) = time_model(model, curves, targets, mode, 1, 20), time_model(model, curves, targets, mode, 256, 5)
+            latency[nm] = {"batch1": w1, "batch256": w2, "cpu_batch1": c1, "cpu_batch256": c2}
+        latency[nm]["load_average_1min"] = os.getloadavg()[0]
         print(f"latency {nm}: {latency[nm]}", flush=True)
 
+    for extra in a.cells_from:
+        prev = json.loads(extra.read_text())
+        cells += [c for c in prev["cells"] if c["model"] not in models]
+        latency |= {k: v for k, v in prev.get("latency_ms_per_curve", {}).items() if k not in models}
     summary = summarise(cells, latency)
     out = {"cells": cells, "latency_ms_per_curve": latency, "summary": summary,
            "args": {k: str(v) for k, v in vars(a).items()},
@@ -223,8 +240,9 @@ def summarise(cells, latency) -> dict:
         s[f"{nm}_loglik_mean"] = float(np.mean([c["loglik"] for c in cs]))
         s[f"{nm}_mae_mean"] = float(np.mean([c["mae"] for c in cs]))
     if "pfn" in latency and "parametric" in latency:
-        s["pfn_speedup_vs_parametric_batch256"] = latency["parametric"]["batch256"] / latency["pfn"]["batch256"]
-        s["pfn_speedup_vs_parametric_batch1"] = latency["parametric"]["batch1"] / latency["pfn"]["batch1"]
+        for k in ("batch1", "batch256", "cpu_batch1", "cpu_batch256"):
+            if k in latency["parametric"] and k in latency["pfn"]:
+                s[f"pfn_speedup_vs_parametric_{k}"] = latency["parametric"][k] / latency["pfn"][k]
     return s
 
 

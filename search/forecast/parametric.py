@@ -101,42 +101,51 @@ def _fit_family(fam: Family, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, 
     return th, float(np.sum(resid(th) ** 2))
 
 
-def _log_post(fam: Family, z: np.ndarray, x: np.ndarray, y: np.ndarray, xt: float) -> np.ndarray:
-    """Log posterior of walkers z (W, D+1): last column is log sigma."""
-    th, ls = z[:, :-1], z[:, -1]
-    inside = np.all((th >= fam.lo) & (th <= fam.hi), axis=1) & (ls >= LOG_SIGMA[0]) & (ls <= LOG_SIGMA[1])
+def _log_post(fam: Family, z: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray,
+              cnt: np.ndarray, xt: np.ndarray) -> np.ndarray:
+    """Log posterior of walkers z (n, W, D+1) (last: log sigma) for n curves at once.
+
+    x, y, w: (n, 1, L) padded steps, values and 0/1 weights; cnt: (n, 1) points; xt: (n, 1, 1).
+    """
+    th, ls = z[..., :-1], z[..., -1]
+    inside = np.all((th >= fam.lo) & (th <= fam.hi), axis=-1) & (ls >= LOG_SIGMA[0]) & (ls <= LOG_SIGMA[1])
     with np.errstate(all="ignore"):
         f = fam.f(th, x)
-        ft = fam.f(th, np.array([xt]))[:, 0]
-        sse = np.sum((f - y) ** 2, axis=1)
-        lp = -x.size * ls - 0.5 * sse / np.exp(2 * ls)
+        ft = fam.f(th, xt)[..., 0]
+        sse = np.sum(w * (f - y) ** 2, axis=-1)
+        lp = -cnt * ls - 0.5 * sse / np.exp(2 * ls)
     ok = inside & np.isfinite(lp) & (ft >= -0.1) & (ft <= 1.5)
     return np.where(ok, lp, -np.inf)
 
 
-def _mcmc(fam: Family, start: np.ndarray, x, y, xt, rng, n_walkers, n_steps) -> np.ndarray:
-    """Stretch-move ensemble sampler; returns the post-burn-in states (S, D+1)."""
-    d = start.size
-    z = start[None, :] + 1e-3 * rng.standard_normal((n_walkers, d))
-    z[:, :-1] = np.clip(z[:, :-1], fam.lo, fam.hi)
-    lp = _log_post(fam, z, x, y, xt)
+def _mcmc(fam: Family, start: np.ndarray, data: tuple, rng, n_walkers, n_steps) -> np.ndarray:
+    """Stretch-move ensemble sampler, vectorised over curves and walkers.
+
+    start: (n, D+1). Returns the post-burn-in states, shape (n, S, D+1).
+    """
+    n, d = start.shape
+    z = start[:, None, :] + 1e-3 * rng.standard_normal((n, n_walkers, d))
+    z[..., :-1] = np.clip(z[..., :-1], fam.lo, fam.hi)
+    lp = _log_post(fam, z, *data)
     half = n_walkers // 2
+    halves = (slice(0, half), slice(half, n_walkers))
     keep = []
+    rows = np.arange(n)[:, None]
     for it in range(n_steps):
-        for s in (slice(0, half), slice(half, n_walkers)):
-            other = z[slice(half, n_walkers)] if s.start == 0 else z[slice(0, half)]
+        for j, s in enumerate(halves):
+            other = z[:, halves[1 - j]]
             k = s.stop - s.start
-            zz = ((2.0 - 1.0) * rng.random(k) + 1.0) ** 2 / 2.0  # g ~ 1/sqrt(g) on [1/2, 2]
-            partner = other[rng.integers(0, other.shape[0], k)]
-            prop = partner + zz[:, None] * (z[s] - partner)
-            lpp = _log_post(fam, prop, x, y, xt)
+            g = (rng.random((n, k)) + 1.0) ** 2 / 2.0  # g ~ 1/sqrt(g) on [1/2, 2]
+            partner = other[rows, rng.integers(0, other.shape[1], (n, k))]
+            prop = partner + g[..., None] * (z[:, s] - partner)
+            lpp = _log_post(fam, prop, *data)
             with np.errstate(invalid="ignore"):  # -inf - -inf for walkers outside the support
-                acc = np.log(rng.random(k)) < (d - 1) * np.log(zz) + lpp - lp[s]
-            z[s] = np.where(acc[:, None], prop, z[s])
-            lp[s] = np.where(acc, lpp, lp[s])
+                acc = np.log(rng.random((n, k))) < (d - 1) * np.log(g) + lpp - lp[:, s]
+            z[:, s] = np.where(acc[..., None], prop, z[:, s])
+            lp[:, s] = np.where(acc, lpp, lp[:, s])
         if it >= n_steps // 2:
-            keep.append(z[np.isfinite(lp)].copy())
-    return np.concatenate(keep) if keep else z
+            keep.append(np.where(np.isfinite(lp)[..., None], z, np.nan))
+    return np.concatenate(keep, axis=1)
 
 
 class ParametricModel(CurveModel):
@@ -171,35 +180,48 @@ class ParametricModel(CurveModel):
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.bounds = bounds
 
-    def _samples_one(self, x: np.ndarray, y: np.ndarray, xt: float) -> np.ndarray:
+    def _samples(self, xs: list[np.ndarray], ys: list[np.ndarray], xts: np.ndarray) -> np.ndarray:
+        """Predictive samples (n, n_samples) in model units for curves with >= 3 points."""
         rng = self.rng
-        if x.size < 3:
-            return y[-1] + 0.1 * rng.standard_normal(self.n_samples)
-        fits, bics, posts = [], [], []
-        n = x.size
+        n = len(xs)
+        L = max(x.size for x in xs)
+        X = np.ones((n, 1, L))
+        Y = np.zeros((n, 1, L))
+        Wm = np.zeros((n, 1, L))
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            X[i, 0, : x.size], Y[i, 0, : x.size], Wm[i, 0, : x.size] = x, y, 1.0
+        cnt = np.array([x.size for x in xs], dtype=np.float64)[:, None]
+        data = (X, Y, Wm, cnt, np.asarray(xts, dtype=np.float64)[:, None, None])
+        bics, posts = [], []
         for fam in self.families:
-            th, sse = _fit_family(fam, x, y)
-            sig2 = max(sse / n, 1e-12)
-            bics.append(n * np.log(sig2) + (th.size + 1) * np.log(n))
-            start = np.concatenate([th, [np.clip(0.5 * np.log(sig2), *LOG_SIGMA)]])
-            posts.append(_mcmc(fam, start, x, y, xt, rng, self.n_walkers, self.n_steps))
-            fits.append(th)
-        b = np.array(bics)
-        w = np.exp(-0.5 * (b - b.min()))
-        w = np.where([p.shape[0] > 0 for p in posts], w, 0.0)
-        if w.sum() <= 0:
-            return y[-1] + 0.1 * rng.standard_normal(self.n_samples)
-        counts = rng.multinomial(self.n_samples, w / w.sum())
-        out = []
-        for fam, post, k in zip(self.families, posts, counts):
-            if k == 0:
+            starts = []
+            for i in range(n):
+                th, sse = _fit_family(fam, xs[i], ys[i])
+                sig2 = max(sse / xs[i].size, 1e-12)
+                bics.append(xs[i].size * np.log(sig2) + (th.size + 1) * np.log(xs[i].size))
+                starts.append(np.concatenate([th, [np.clip(0.5 * np.log(sig2), *LOG_SIGMA)]]))
+            posts.append(_mcmc(fam, np.array(starts), data, rng, self.n_walkers, self.n_steps))
+        bic = np.array(bics).reshape(len(self.families), n).T  # (n, F)
+        out = np.empty((n, self.n_samples))
+        for i in range(n):
+            valid = [np.isfinite(p[i, :, -1]) for p in posts]
+            w = np.exp(-0.5 * (bic[i] - bic[i].min())) * np.array([v.any() for v in valid])
+            if w.sum() <= 0:
+                out[i] = ys[i][-1] + 0.1 * rng.standard_normal(self.n_samples)
                 continue
-            z = post[rng.integers(0, post.shape[0], k)]
-            with np.errstate(all="ignore"):
-                ft = fam.f(z[:, :-1], np.array([xt]))[:, 0]
-            out.append(ft + np.exp(z[:, -1]) * rng.standard_normal(k))
-        s = np.concatenate(out)
-        return np.where(np.isfinite(s), s, y[-1])
+            counts = rng.multinomial(self.n_samples, w / w.sum())
+            parts = []
+            for fam, post, v, k in zip(self.families, posts, valid, counts):
+                if k == 0:
+                    continue
+                good = post[i][v]
+                z = good[rng.integers(0, good.shape[0], k)]
+                with np.errstate(all="ignore"):
+                    ft = fam.f(z[:, :-1], np.array([xts[i]]))[:, 0]
+                parts.append(ft + np.exp(z[:, -1]) * rng.standard_normal(k))
+            smp = np.concatenate(parts)
+            out[i] = np.where(np.isfinite(smp), smp, ys[i][-1])
+        return out
 
     def forecast(self, curves: Sequence[Curve], target_step, *, mode: Mode = "max") -> Forecast:
         targets = check_batch(curves, target_step)
@@ -207,7 +229,13 @@ class ParametricModel(CurveModel):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         norm = normalise_batch(curves, targets, mode, bounds=self.bounds)
         out = np.empty((len(norm), self.n_samples))
+        fit = [i for i, c in enumerate(norm) if c.x.size >= 3]
         for i, c in enumerate(norm):
-            s = self._samples_one(c.x, c.y, c.x_target)
-            out[i] = c.vmap.inverse(s)
+            if c.x.size < 3:  # too short to fit: the last value with a wide Gaussian
+                out[i] = c.y[-1] + 0.1 * self.rng.standard_normal(self.n_samples)
+        if fit:
+            out[fit] = self._samples([norm[i].x for i in fit], [norm[i].y for i in fit],
+                                     np.array([norm[i].x_target for i in fit]))
+        for i, c in enumerate(norm):
+            out[i] = c.vmap.inverse(out[i])
         return SampleForecast(out)

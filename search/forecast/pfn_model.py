@@ -168,6 +168,8 @@ class PFNModel(CurveModel):
         self.threads = threads
         self.bounds = bounds
         self.max_context = max_context
+        self.chunk = 64
+        import scipy.special  # noqa: F401  (imported once here, not on the first forecast)
         self._torch = torch
         self._borders = self.net.bar.borders.numpy().astype(np.float64)
 
@@ -179,8 +181,24 @@ class PFNModel(CurveModel):
         h = self.net.config.horizon
         norm = normalise_batch(curves, targets, mode, horizon=h, max_points=self.max_context, bounds=self.bounds)
         n = len(norm)
-        lc = max(c.x.size for c in norm)
-        L = lc + 1
+        lens = np.array([c.x.size for c in norm])
+        order = np.argsort(lens, kind="stable")
+        probs = np.empty((n, self.net.config.n_buckets))
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            # curves of similar length share a chunk, so short prefixes are not padded to the longest
+            for chunk in np.array_split(order, max(1, n // self.chunk)):
+                probs[chunk] = self._run([norm[i] for i in chunk])
+        finally:
+            torch.set_num_threads(prev)
+        return PFNForecast(probs, self._borders, [c.vmap for c in norm])
+
+    def _run(self, norm) -> np.ndarray:
+        """Bucket probabilities (len(norm), n_buckets) for normalised curves, one forward pass."""
+        torch = self._torch
+        n = len(norm)
+        L = max(c.x.size for c in norm) + 1
         x = np.zeros((n, L), dtype=np.float32)
         y = np.zeros((n, L), dtype=np.float32)
         ctx = np.zeros((n, L), dtype=bool)
@@ -188,14 +206,8 @@ class PFNModel(CurveModel):
             k = c.x.size
             x[i, :k], y[i, :k], ctx[i, :k] = c.x, c.y, True
             x[i, k:] = c.x_target  # padding tokens (not context) and the query at the end
-        prev = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                oi = torch.full((n, 1), L - 1, dtype=torch.long)
-                logits = self.net(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(ctx), out_idx=oi)[:, 0]
-                probs = torch.softmax(logits.float(), dim=-1).double().numpy()
-        finally:
-            torch.set_num_threads(prev)
-        return PFNForecast(probs, self._borders, [c.vmap for c in norm])
+        with torch.inference_mode():
+            oi = torch.full((n, 1), L - 1, dtype=torch.long)
+            logits = self.net(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(ctx), out_idx=oi)[:, 0]
+            return torch.softmax(logits.float(), dim=-1).double().numpy()
 
