@@ -39,12 +39,16 @@ CURVES = ROOT / ".." / "shared" / "data" / "curves"
 OUT = ROOT / "benchmarks" / "results"
 
 
-def _model(name: str):
+def _model(name: str, weights: str | None = None):
     import torch
 
     torch.set_num_threads(1)
     from search.stopper import resolve_model
 
+    if weights:
+        from search.forecast import get_model
+
+        return get_model(name, weights=weights)
     return resolve_model(name)
 
 
@@ -56,6 +60,7 @@ def _variants(args) -> list[dict]:
         "before_completion": args.before.split(","),
         "max_forecast_age": [int(x) for x in args.ages.split(",")],
         "decision_interval": [int(x) for x in args.intervals.split(",")],
+        "rank_gate": args.gates.split(","),
     }
     keys = list(grid)
     return [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
@@ -63,7 +68,8 @@ def _variants(args) -> list[dict]:
 
 def _label(v: dict) -> str:
     return ("curve[thr={threshold},g={grace_epochs},ce={compute_exponent},"
-            "pre={before_completion},age={max_forecast_age},di={decision_interval}]").format(**v)
+            "pre={before_completion},age={max_forecast_age},di={decision_interval},"
+            "gate={rank_gate}]").format(**v)
 
 
 def cmd_sweep(args) -> None:
@@ -72,7 +78,7 @@ def cmd_sweep(args) -> None:
     from search.replay.run import curve_scheduler, format_table, run_all, summarize
 
     tasks = load_curves(args.curves, None if not args.tasks else set(args.tasks.split(",")))
-    model = _model(args.model)
+    model = _model(args.model, args.weights)
     results: list[dict] = []
     for v in _variants(args):
         cfg = PolicyConfig(**v)
@@ -80,7 +86,8 @@ def cmd_sweep(args) -> None:
         t0 = time.perf_counter()
         res = run_all(tasks, [(lab, lambda cfg=cfg, lab=lab: curve_scheduler(model, cfg, lab))],
                       model=model, config=cfg, workers=args.workers, seeds=args.seeds,
-                      max_configs=args.max_configs)
+                      max_configs=args.max_configs,
+                      progress=(lambda m: print("  ", m, flush=True)) if args.verbose else None)
         for r in res:
             r["variant"] = v
         results.extend(res)
@@ -160,8 +167,9 @@ def cmd_scale(args) -> None:
     vals = base[idx] + rng.normal(0, 0.002, (args.trials, 100))
     task = Task("synthetic", f"deepobs-resampled-{args.trials}", "acc", mode,
                 tuple(f"c{i}" for i in range(args.trials)), vals)
-    model = _model(args.model)
-    cfg = PolicyConfig(threshold=args.threshold, max_forecast_age=args.age)
+    model = _model(args.model, args.weights)
+    cfg = PolicyConfig(threshold=args.threshold, max_forecast_age=args.age,
+                       grace_epochs=args.grace, rank_gate=args.gate)
     sched = curve_scheduler(model, cfg)
     rss0 = _rss_mb()
     sim = Simulation(task, sched, args.workers, clock=time.thread_time_ns)
@@ -202,6 +210,8 @@ def main(argv=None) -> None:
     s.add_argument("--before", default="same_step")
     s.add_argument("--ages", default="1")
     s.add_argument("--intervals", default="1")
+    s.add_argument("--gates", default="none")
+    s.add_argument("--weights", default=None, help="PFN weights (.pt) instead of the shipped")
     s.add_argument("--workers", type=int, default=8)
     s.add_argument("--seeds", type=int, default=3)
     s.add_argument("--max-configs", type=int, default=200)
@@ -214,6 +224,9 @@ def main(argv=None) -> None:
     c.add_argument("--workers", type=int, default=1000)
     c.add_argument("--threshold", type=float, default=0.05)
     c.add_argument("--age", type=int, default=1)
+    c.add_argument("--grace", type=int, default=3)
+    c.add_argument("--gate", default="none")
+    c.add_argument("--weights", default=None)
     c.add_argument("--out", default="replay_scale.json")
     c.set_defaults(fn=cmd_scale)
     a = p.parse_args(argv)

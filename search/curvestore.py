@@ -1,8 +1,8 @@
 """Compact per-trial learning-curve storage for the driver: numpy arrays, no per-point objects.
 
-Every trial gets a row in two 2-D arrays (steps float32, values float64, user units) that grow
+Every trial gets a row in two 2-D arrays (steps and values float64, user units) that grow
 by doubling in both directions; a trial's prefix is a view of its row. 10,000 trials of 100
-epochs take about 12 MB. Trial ids are strings mapped to rows; rows are never reused, so a row
+epochs take about 16 MB. Trial ids are strings mapped to rows; rows are never reused, so a row
 index is a stable handle for the life of the store.
 """
 
@@ -24,7 +24,7 @@ class CurveStore:
     def __init__(self, capacity: int = 64, length: int = 64):
         if capacity < 1 or length < 1:
             raise ValueError(f"capacity and length must be >= 1, got {capacity!r}, {length!r}")
-        self._steps = np.zeros((capacity, length), dtype=np.float32)
+        self._steps = np.zeros((capacity, length), dtype=np.float64)
         self._values = np.zeros((capacity, length), dtype=np.float64)
         self._len = np.zeros(capacity, dtype=np.int32)
         self._row: dict[str, int] = {}
@@ -55,7 +55,7 @@ class CurveStore:
     def _grow(self, rows: int | None = None, cols: int | None = None) -> None:
         r0, c0 = self._steps.shape
         r1, c1 = rows or r0, cols or c0
-        s = np.zeros((r1, c1), dtype=np.float32)
+        s = np.zeros((r1, c1), dtype=np.float64)
         v = np.zeros((r1, c1), dtype=np.float64)
         s[:r0, :c0] = self._steps
         v[:r0, :c0] = self._values
@@ -98,7 +98,7 @@ class CurveStore:
         earlier step); returns the number of points kept."""
         r = self.row(trial_id)
         n = int(self._len[r])
-        keep = int(np.searchsorted(self._steps[r, :n], np.float32(before_step), side="left"))
+        keep = int(np.searchsorted(self._steps[r, :n], float(before_step), side="left"))
         self._len[r] = keep
         return keep
 

@@ -19,6 +19,8 @@ reason              stop   when
 ``not_due``         no     not a decision step (``decision_interval``)
 ``no_incumbent``    no     nothing to compare with yet
 ``beats_incumbent`` no     the best observed value already beats the incumbent
+``above_median``    no     (``rank_gate="median"``) at or above the other trials' median at this
+                           step, or fewer than ``min_samples`` others reached it
 ``model_error``     no     the forecaster failed or returned NaN for this trial
 ``p_beat_low``      yes    P(final beats incumbent) < the effective threshold
 ``p_beat_ok``       no     otherwise
@@ -50,6 +52,7 @@ class Reason(str, Enum):
     HORIZON = "horizon"
     NOT_DUE = "not_due"
     NO_INCUMBENT = "no_incumbent"
+    ABOVE_MEDIAN = "above_median"
     BEATS_INCUMBENT = "beats_incumbent"
     MODEL_ERROR = "model_error"
     P_BEAT_LOW = "p_beat_low"
@@ -96,6 +99,10 @@ class PolicyConfig:
             not stop (``none``).
         max_forecast_age: a cached forecast made at most this many steps ago is reused; the
             batch forecast then covers every trial that reported since (amortised cost).
+        rank_gate: ``"median"``: a trial may be stopped only if its best value so far is below
+            the median of the other trials' values at the same step (at least
+            ``min_samples`` of them); the forecast then decides. ``"none"``: the forecast alone.
+        min_samples: trials needed at a step for the median gate.
     """
 
     threshold: float = 0.05
@@ -105,6 +112,8 @@ class PolicyConfig:
     incumbent: Literal["completed", "best_seen"] = "completed"
     before_completion: Literal["same_step", "none"] = "same_step"
     max_forecast_age: int = 1
+    rank_gate: Literal["none", "median"] = "none"
+    min_samples: int = 3
 
     def __post_init__(self) -> None:
         if not (isinstance(self.threshold, (int, float)) and 0.0 < self.threshold < 1.0):
@@ -121,6 +130,11 @@ class PolicyConfig:
             raise ValueError(f"compute_exponent must be a finite number >= 0, got {ce!r}")
         if self.incumbent not in ("completed", "best_seen"):
             raise ValueError(f"incumbent must be 'completed' or 'best_seen', got {self.incumbent!r}")
+        if self.rank_gate not in ("none", "median"):
+            raise ValueError(f"rank_gate must be 'none' or 'median', got {self.rank_gate!r}")
+        ms = self.min_samples
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms < 1:
+            raise ValueError(f"min_samples must be an integer >= 1, got {ms!r}")
         if self.before_completion not in ("same_step", "none"):
             raise ValueError(
                 f"before_completion must be 'same_step' or 'none', got {self.before_completion!r}"
@@ -236,6 +250,7 @@ def judge(
     horizon: float,
     mode: Mode,
     forecast_steps: np.ndarray | None = None,
+    median_other: np.ndarray | None = None,
 ) -> list[Verdict]:
     """Judge a batch of trials (internal units in, verdicts in user units out).
 
@@ -252,6 +267,8 @@ def judge(
         horizon: the final step.
         mode: the user's direction (for converting back).
         forecast_steps: shape (n,), the prefix end each grid was made from.
+        median_other: shape (n,), internal median of the other trials' values at each step
+            (NaN: too few), used by ``rank_gate="median"``.
 
     Returns:
         n verdicts, in order.
@@ -285,6 +302,12 @@ def judge(
             continue
         if best[i] > incumbent[i]:
             out.append(Verdict(tid, st, False, Reason.BEATS_INCUMBENT.value, incumbent=inc_u))
+            continue
+        if cfg.rank_gate == "median" and (
+            median_other is None or not math.isfinite(median_other[i])
+            or best[i] >= median_other[i]
+        ):
+            out.append(Verdict(tid, st, False, Reason.ABOVE_MEDIAN.value, incumbent=inc_u))
             continue
         if grid is None or not np.all(np.isfinite(grid[i])):
             out.append(Verdict(tid, st, False, Reason.MODEL_ERROR.value, incumbent=inc_u))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import bisect
 from typing import Callable
 
 import numpy as np
@@ -103,6 +104,7 @@ class CurveStopper:
         self._n_completed = 0
         self._best_seen = _Top2()
         self._same_step: dict[float, _Top2] = {}
+        self._step_vals: dict[float, list[float]] = {}  # sorted finite values per step
         self._last: dict[str, Verdict | dict] = {}
         self.n_forecasts = 0  # curves forecast (for measurements)
         self.n_batches = 0
@@ -183,6 +185,7 @@ class CurveStopper:
                 self._best[r] = max(self._best[r], v)
                 self._best_seen.push(v, r)
                 self._same_step.setdefault(float(step), _Top2()).push(v, r)
+                bisect.insort(self._step_vals.setdefault(float(step), []), v)
             self._dirty.add(r)
 
     @property
@@ -236,12 +239,17 @@ class CurveStopper:
                 self._best[r] = v
             self._best_seen.push(v, r)
             self._same_step.setdefault(st, _Top2()).push(v, r)
+            bisect.insort(self._step_vals.setdefault(st, []), v)
         self._dirty.add(r)
         inc = self._incumbent_for(r, st)
         needs_forecast = (
             math.isfinite(v) and is_due(self.config, st) and st < self.horizon
             and math.isfinite(inc) and not self._best[r] > inc
         )
+        med = math.nan
+        if self.config.rank_gate == "median" and needs_forecast:
+            med = self._median_other(st, v)
+            needs_forecast = math.isfinite(med) and self._best[r] < med
         if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
             self._forecast_batch()
         grid = self._grid[r : r + 1] if needs_forecast else None
@@ -249,6 +257,7 @@ class CurveStopper:
             self.config, trial_ids=[tid], steps=np.array([st]), latest=np.array([v]),
             best=self._best[r : r + 1], incumbent=np.array([inc]), grid=grid,
             horizon=self.horizon, mode=self.mode, forecast_steps=self._grid_step[r : r + 1],
+            median_other=np.array([med]),
         )[0]
         if vd.stop:
             self._alive[r] = False
@@ -260,6 +269,19 @@ class CurveStopper:
         if self.on_verdict is not None:
             self.on_verdict(vd)
         return vd
+
+    def _median_other(self, step: float, own: float) -> float:
+        """Median of the other trials' values at ``step`` (NaN if fewer than min_samples)."""
+        vals = self._step_vals.get(step)
+        if not vals:
+            return math.nan
+        n = len(vals) - 1  # without the trial's own value
+        if n < self.config.min_samples:
+            return math.nan
+        j = bisect.bisect_left(vals, own)  # drop one copy of the own value
+        def at(k: int) -> float:
+            return vals[k if k < j else k + 1]
+        return at(n // 2) if n % 2 else 0.5 * (at(n // 2 - 1) + at(n // 2))
 
     def _incumbent_for(self, r: int, step: float) -> float:
         cfg = self.config
@@ -276,10 +298,12 @@ class CurveStopper:
         # trials one step short of their first decision come along: their forecast is at most
         # max_forecast_age old when they need it
         st, g = self.store, self.config.grace_epochs - self.config.max_forecast_age
+        # a trial that already beats its incumbent needs no forecast (it is never stopped)
         rows = sorted(
             r for r in self._dirty
             if self._alive[r] and g <= st.last_step_row(r) < self.horizon
             and math.isfinite(st.last_value_row(r))
+            and not self._best[r] > self._incumbent_for(r, st.last_step_row(r))
         )
         if not rows:
             return
@@ -341,6 +365,7 @@ class CurveStopper:
                     fresh._best[r] = max(fresh._best[r], v)
                     fresh._best_seen.push(v, r)
                     fresh._same_step.setdefault(float(step), _Top2()).push(v, r)
+                    bisect.insort(fresh._step_vals.setdefault(float(step), []), v)
             fresh._alive[r] = tid in alive
             if tid in alive:
                 fresh._dirty.add(r)

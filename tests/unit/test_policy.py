@@ -264,3 +264,22 @@ def test_verdict_sink_and_metrics():
     assert seen[-1] is v
     assert set(v.metrics()) == {"p_beat", "forecast_q05", "forecast_q50", "forecast_q95"}
     assert json.loads(json.dumps(v.to_dict()))["reason"] == "p_beat_low"
+
+
+def test_median_gate_spares_trials_at_or_above_the_median_of_others():
+    s = stopper(model=LastValueModel(), rank_gate="median", min_samples=3, grace_epochs=1)
+    finish(s, "good", 0.9)
+    for tid, val in (("a", 0.2), ("b", 0.4), ("c", 0.6)):
+        s.observe(tid, 1, val)
+    # others at step 1: 0.9 (good), 0.2, 0.4, 0.6 -> median 0.5
+    v = s.observe("d", 1, 0.55)
+    assert not v.stop and v.reason == "above_median"
+    v = s.observe("e", 1, 0.3)
+    assert v.stop and v.reason == "p_beat_low"
+
+
+def test_median_gate_needs_min_samples():
+    s = stopper(model=LastValueModel(), rank_gate="median", min_samples=3, grace_epochs=1)
+    finish(s, "good", 0.9)
+    v = s.observe("x", 1, 0.1)  # only one other trial at step 1
+    assert not v.stop and v.reason == "above_median"
