@@ -87,6 +87,10 @@ class CurvePruning(_Pruning):
     max_forecast_age: int = Field(
         1, ge=0, description="reuse a trial's forecast made at most this many epochs ago"
     )
+    rank_gate: Literal["none", "median"] = Field(
+        "none", description="'median': only trials below the other trials' median may stop"
+    )
+    min_samples: int = Field(3, ge=1, description="trials needed at an epoch for the median gate")
 
 
 PruningConfig = Annotated[
