@@ -11,7 +11,12 @@ would kill every Ray on the machine.
 State lives in ``<run_dir>/cluster.json`` (see :class:`ClusterState`); ``down`` reads it, so it
 works from another process or shell than ``up``.
 
-Everything binds to 127.0.0.1 by default (GCS, dashboard, node managers).
+Network exposure. The dashboard (Ray Jobs API) binds ``host`` (127.0.0.1 by default) and the
+nodes are told ``--node-ip-address=host``. Ray 2.60 nevertheless replaces a loopback node
+address by the machine's routable IP (``ray._private.services.resolve_ip_for_localhost``) and
+its gRPC servers (GCS, raylets, agents) listen on all interfaces; no ``ray start`` flag changes
+that. That is why ``up`` turns on Ray's token authentication by default (``auth="token"``):
+nothing on those ports answers without the token. On a shared network, firewall them as well.
 
 Example::
 
@@ -76,7 +81,7 @@ class ClusterState:
     Attributes:
         cluster_id: Random id; the value of ``SWEEPCAST_CLUSTER_ID`` in every spawned process.
         run_dir: Folder holding ``cluster.json`` and the node logs.
-        host: The interface everything binds to (127.0.0.1 unless asked otherwise).
+        host: The interface the dashboard binds to (127.0.0.1 unless asked otherwise).
         gcs_address: ``host:port`` to pass as ``ray.init(address=...)`` / ``RAY_ADDRESS``.
         auth: ``"token"`` (Ray token authentication, the default) or ``"none"``.
         dashboard_url: ``http://host:port`` of the dashboard (Ray Jobs API), "" if disabled.
@@ -363,7 +368,8 @@ def up(
         gpus_per_worker: GPUs per worker node (>= 0; logical, not checked against hardware).
         worker_resources: Extra custom resources per worker. Every worker also gets
             ``{"<node name>": 1}`` so a task can be pinned to it.
-        host: Interface to bind to; 127.0.0.1 unless the user asks otherwise.
+        host: Interface the dashboard binds to and the nodes' address; 127.0.0.1 unless the
+            user asks otherwise (see the module docstring for what Ray binds regardless).
         dashboard: Start the dashboard (needed for the Ray Jobs API / ``sweepcast submit``).
         object_store_mb: Object store size per node in MiB (Ray's minimum is ~75).
         system_config: Ray system config for the head (e.g. faster health checks in tests).

@@ -1,7 +1,8 @@
 """``sweepcast cluster up|down|status``: a local multi-node Ray cluster on this machine.
 
-``up`` starts a head and N worker nodes as separate ``ray start`` processes bound to
-127.0.0.1 and records them in ``--run-dir`` (default ``$SWEEPCAST_CLUSTER_DIR`` or
+``up`` starts a head and N worker nodes as separate ``ray start`` processes (dashboard on
+127.0.0.1, Ray token authentication on by default: Ray's own gRPC ports listen on every
+interface whatever the flags, see ``cluster.local``) and records them in ``--run-dir`` (default ``$SWEEPCAST_CLUSTER_DIR`` or
 ``./.sweepcast/cluster``); ``down`` stops exactly what ``up`` recorded there.
 """
 
@@ -52,7 +53,8 @@ def command() -> None:
 @click.option("--worker-resources", callback=_resources, default=None,
               help='Extra custom resources per worker as JSON, e.g. \'{"ssd": 1}\'.')
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind every server to. Change only on a trusted network.")
+              help="Interface for the dashboard and the nodes' address. Change only on a "
+                   "trusted network.")
 @click.option("--auth", type=click.Choice(["token", "none"]), default="token", show_default=True,
               help="Ray token authentication for the cluster (clients need RAY_AUTH_MODE=token "
                    "and the token in ~/.ray/auth_token or $RAY_AUTH_TOKEN).")

@@ -25,9 +25,10 @@ FAULT_DIR = Path(__file__).resolve().parent
 
 def _cluster(run_dir: Path) -> ClusterState:
     # The workers import the fault trainable from tests/fault (not an installed package).
+    # Trials write what they report under <run_dir>/points/<experiment>/ (see faultkit.points_dir).
     return up(run_dir, workers=2, head_cpus=0, cpus_per_worker=1, dashboard=False,
               object_store_mb=100, system_config=FAST_HEALTH, timeout_s=240,
-              env={"PYTHONPATH": str(FAULT_DIR)})
+              env={"PYTHONPATH": str(FAULT_DIR), "SC_FAULT_LOG": str(run_dir / "points")})
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,7 @@ def write_config(path: Path, name: str, storage: Path, **over: Any) -> Path:
     cfg: dict[str, Any] = {
         "name": name,
         "trainable": TRAINABLE,
-        "metric": "score",
+        "metric": "quality",
         "mode": "max",
         "max_epochs": 8,
         "num_samples": 1,
@@ -72,18 +72,21 @@ def write_config(path: Path, name: str, storage: Path, **over: Any) -> Path:
     return path
 
 
-def sweep_env(gcs_address: str | None, mlflow_uri: str, log_dir: Path) -> dict[str, str]:
+def points_dir(cluster: Any, experiment: str) -> Path:
+    """Where the trials of ``experiment`` on ``cluster`` log what they report."""
+    return Path(cluster.run_dir) / "points" / experiment
+
+
+def sweep_env(cluster: Any, mlflow_uri: str) -> dict[str, str]:
+    """Environment for a driver on ``cluster`` (a ``ClusterState``)."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    if gcs_address:
-        env["RAY_ADDRESS"] = gcs_address
+    env.update(cluster.client_env())
     env["MLFLOW_TRACKING_URI"] = mlflow_uri
-    env["SC_FAULT_LOG"] = str(log_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(FAULT_DIR), str(REPO), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     env["RAY_DEDUP_LOGS"] = "0"
-    log_dir.mkdir(parents=True, exist_ok=True)
     return env
 
 
@@ -150,8 +153,8 @@ class MlflowTrial:
     trial_id: str
     status: str  # MLflow run status
     sweepcast_status: str | None
-    history: dict[int, float]  # step -> value of "score" (the last if a step repeats)
-    n_points: int  # number of "score" points, duplicates included
+    history: dict[int, float]  # step -> value of "quality" (the last if a step repeats)
+    n_points: int  # number of "quality" points, duplicates included
     artifacts: list[str]
 
 
@@ -168,7 +171,7 @@ def mlflow_sweep(uri: str, experiment: str) -> tuple[list[Any], list[MlflowTrial
     for r in runs:
         if r.data.tags.get("sweepcast.kind") != "trial":
             continue
-        hist = c.get_metric_history(r.info.run_id, "score")
+        hist = c.get_metric_history(r.info.run_id, "quality")
         trials.append(MlflowTrial(
             run_id=r.info.run_id,
             trial_id=r.data.tags.get("sweepcast.trial_id", ""),

@@ -1,10 +1,11 @@
 """Tiny trainables for the fault tests: a few epochs of sleep, a checkpoint every epoch.
 
-``train`` reports ``score`` (higher is better), a deterministic function of ``x`` and the
-epoch, so the curve a trial reports does not depend on restarts. Every point it reports is
-also appended, as one JSON line, to ``$SC_FAULT_LOG/<trial id>.jsonl`` together with the PID
-and Ray node id that reported it: the ground truth the tests compare MLflow with (what the
-trials reported) and from which they count retries (a trial reporting from a new process).
+``train`` reports ``quality`` (higher is better; not ``score``, which sweepcast records
+itself), a deterministic function of ``x`` and the epoch, so the curve a trial reports does
+not depend on restarts. Every point it reports is also appended, as one JSON line, to
+``$SC_FAULT_LOG/<experiment name>/<trial id>.jsonl`` together with the PID and Ray node id that reported it:
+the ground truth the tests compare MLflow with (what the trials reported) and from which they
+count retries (a trial reporting from a new process).
 
 Hyperparameters: ``x`` in [0, 1] (the config), ``sleep`` (seconds per epoch), ``fail_above``
 (raise ``ValueError`` at epoch 2 when ``x > fail_above``; negative: never).
@@ -29,15 +30,17 @@ def score(x: float, epoch: int) -> float:
     return (1.0 - (x - 0.7) ** 2) * (1.0 - math.exp(-epoch / 3.0))
 
 
-def _trial_identity() -> tuple[str, str]:
+def _trial_identity() -> tuple[str, str, str]:
+    """(experiment name, trial id, node id); placeholders outside Ray Tune."""
     try:
         import ray
         from ray import tune
 
-        return (tune.get_context().get_trial_id() or "local",
+        ctx = tune.get_context()
+        return (ctx.get_experiment_name() or "local", ctx.get_trial_id() or "local",
                 ray.get_runtime_context().get_node_id())
     except Exception:  # noqa: BLE001 - outside Ray
-        return "local", ""
+        return "local", "local", ""
 
 
 def train(config: dict) -> None:
@@ -51,9 +54,13 @@ def train(config: dict) -> None:
     max_epochs = int(config["max_epochs"])
     state = load_checkpoint()
     start = int(state["epoch"]) if state else 0
-    trial_id, node_id = _trial_identity()
+    experiment, trial_id, node_id = _trial_identity()
+    # The variable reaches the trial through the cluster's environment (set at `cluster up`):
+    # a driver's own environment does not travel to workers of an existing cluster.
     log_dir = os.environ.get("SC_FAULT_LOG")
-    log = Path(log_dir) / f"{trial_id}.jsonl" if log_dir else None
+    log = Path(log_dir) / experiment / f"{trial_id}.jsonl" if log_dir else None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(start + 1, max_epochs + 1):
         time.sleep(sleep)
         if 0 <= fail_above < x and epoch == 2:
@@ -61,9 +68,9 @@ def train(config: dict) -> None:
         value = score(x, epoch)
         if log is not None:
             with open(log, "a") as f:
-                f.write(json.dumps({"epoch": epoch, "score": value, "pid": os.getpid(),
+                f.write(json.dumps({"epoch": epoch, "quality": value, "pid": os.getpid(),
                                     "node_id": node_id, "resumed_from": start}) + "\n")
-        report(epoch, checkpoint={"epoch": epoch}, score=value)
+        report(epoch, checkpoint={"epoch": epoch}, quality=value)
 
 
 train.hyperparameters = frozenset({"x", "sleep", "fail_above"})  # type: ignore[attr-defined]

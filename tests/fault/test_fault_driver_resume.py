@@ -11,7 +11,15 @@ import json
 from pathlib import Path
 
 import pytest
-from faultkit import SweepRun, mlflow_sweep, reported_points, sweep_env, wait_for, write_config
+from faultkit import (
+    SweepRun,
+    mlflow_sweep,
+    points_dir,
+    reported_points,
+    sweep_env,
+    wait_for,
+    write_config,
+)
 
 from cluster.local import ClusterState
 
@@ -42,8 +50,8 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
         }},
     )
     exp = tmp_path / "results" / name
-    logs = tmp_path / "points"
-    env = {**sweep_env(None, mlflow_server, logs), **fault_cluster.client_env()}
+    logs = points_dir(fault_cluster, name)
+    env = sweep_env(fault_cluster, mlflow_server)
     run = SweepRun.start(["run", str(cfg)], env, tmp_path, tmp_path / "run.out")
 
     def crash_point() -> dict | None:

@@ -13,6 +13,7 @@ import pytest
 from faultkit import (
     SweepRun,
     mlflow_sweep,
+    points_dir,
     reported_points,
     start_mlflow_server,
     stop_mlflow_server,
@@ -42,8 +43,8 @@ def test_mlflow_outage_loses_no_metric_point(fault_cluster: ClusterState, tmp_pa
             "fail_above": {"type": "choice", "values": [-1.0]},
         }},
     )
-    logs = tmp_path / "points"
-    env = {**sweep_env(None, uri, logs), **fault_cluster.client_env()}
+    logs = points_dir(fault_cluster, name)
+    env = sweep_env(fault_cluster, uri)
     run = SweepRun.start(["run", str(cfg)], env, tmp_path, tmp_path / "run.out")
     try:
         wait_for(lambda: sum(len(v) for v in reported_points(logs).values()) >= 2, 180,
@@ -67,7 +68,7 @@ def test_mlflow_outage_loses_no_metric_point(fault_cluster: ClusterState, tmp_pa
         assert len(parents) == 1 and len(trials) == 4
         lost = 0
         for t in trials:
-            reported = {p["epoch"]: p["score"] for p in points[t.trial_id]}
+            reported = {p["epoch"]: p["quality"] for p in points[t.trial_id]}
             lost += sum(1 for e in reported if e not in t.history)
             for e, v in reported.items():
                 if e in t.history:

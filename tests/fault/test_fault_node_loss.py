@@ -12,7 +12,15 @@ import signal
 from pathlib import Path
 
 import pytest
-from faultkit import SweepRun, mlflow_sweep, reported_points, sweep_env, wait_for, write_config
+from faultkit import (
+    SweepRun,
+    mlflow_sweep,
+    points_dir,
+    reported_points,
+    sweep_env,
+    wait_for,
+    write_config,
+)
 
 from cluster.local import ClusterState, raylet_pid
 
@@ -34,8 +42,8 @@ def test_worker_raylet_sigkill_retries_trials_on_remaining_node(
             "fail_above": {"type": "choice", "values": [-1.0]},
         }},
     )
-    logs = tmp_path / "points"
-    env = {**sweep_env(None, mlflow_server, logs), **fresh_cluster.client_env()}
+    logs = points_dir(fresh_cluster, name)
+    env = sweep_env(fresh_cluster, mlflow_server)
     victim = fresh_cluster.node("sweepcast-worker-0")
     run = SweepRun.start(["run", str(cfg)], env, tmp_path, tmp_path / "run.out")
 
@@ -47,7 +55,6 @@ def test_worker_raylet_sigkill_retries_trials_on_remaining_node(
     on_victim = wait_for(on_victim_with_progress, 240, "a trial with 3 epochs on worker-0",
                          run=run)
     pid = raylet_pid(fresh_cluster, victim.name)
-    before = {t: len(ps) for t, ps in reported_points(logs).items()}
     os.kill(pid, signal.SIGKILL)
     rc = run.wait(timeout_s=420)
     out = run.output()
@@ -62,14 +69,14 @@ def test_worker_raylet_sigkill_retries_trials_on_remaining_node(
         assert t.status == "FINISHED" and t.sweepcast_status == "completed", t
         assert sorted(t.history) == list(range(1, max_epochs + 1)), (t.trial_id, t.history)
         ps = points[t.trial_id]
-        assert {p["epoch"]: p["score"] for p in ps} == pytest.approx(t.history)
+        assert {p["epoch"]: p["quality"] for p in ps} == pytest.approx(t.history)
         if len({p["pid"] for p in ps}) > 1:
             retried.append(t.trial_id)
-            after = ps[before.get(t.trial_id, 0):]
-            # retried on the surviving node, from its last checkpoint (no epoch redone twice
-            # beyond the one in flight)
-            assert all(p["node_id"] != victim.node_id for p in after)
-            assert after[0]["resumed_from"] >= before[t.trial_id] - 1
+            first_pid = ps[0]["pid"]
+            k = next(i for i, p in enumerate(ps) if p["pid"] != first_pid)
+            # retried on the surviving node, from its last checkpoint
+            assert all(p["node_id"] != victim.node_id for p in ps[k:]), ps
+            assert ps[k]["resumed_from"] >= ps[k - 1]["epoch"] - 1, (ps[k - 1], ps[k])
     assert set(on_victim) <= set(retried), (on_victim, retried)
     assert "retry" in out
     print(f"trials completed: {len(trials)}, retried: {len(retried)} {sorted(retried)}, "

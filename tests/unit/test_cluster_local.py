@@ -91,7 +91,7 @@ def test_submit_status_logs_stop(cluster_dir: Path, tmp_path: Path, mlflow_serve
     (wd / "sc_fault_trainables.py").write_text(
         (repo_root / "tests" / "fault" / "sc_fault_trainables.py").read_text())
     base = {
-        "name": "submitted", "trainable": "sc_fault_trainables:train", "metric": "score",
+        "name": "submitted", "trainable": "sc_fault_trainables:train", "metric": "quality",
         "mode": "max", "max_epochs": 3, "num_samples": 2, "max_concurrent": 2,
         "search": {"algorithm": "random", "seed": 0, "space": {
             "x": {"type": "uniform", "low": 0.0, "high": 1.0},
