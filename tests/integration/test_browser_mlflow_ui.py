@@ -1,7 +1,7 @@
 """The MLflow UI shows a sweep to a person: checked in a real headless Chromium.
 
 A real ``mlflow server`` (the session's ``mlflow_server`` fixture, 127.0.0.1) records a tiny
-real sweep: two MLP trials on local Ray, pruned by the curve scheduler, run by
+real sweep: two MLP trials on local Ray, pruned by the curve scheduler (PFN forecaster), run by
 ``orchestrator.sweep.run_sweep`` exactly as ``sweepcast run`` does. Then Debian's Chromium,
 driven by Selenium through the system ChromeDriver (no browser download), opens the MLflow 3.x
 UI (a React single-page app: every check waits for its element) and asserts that
@@ -69,7 +69,7 @@ def sweep(mlflow_server: str, ray_local: None, tmp_path_factory: pytest.TempPath
         "search": {"algorithm": "grid", "seed": 0,
                    "space": {"lr": {"type": "grid", "values": [3e-3, 1e-5]}}},
         "pruning": {"scheduler": "curve", "threshold": 0.05, "grace_epochs": 2,
-                    "model": "last-value"},
+                    "model": "pfn"},
         "tracking": {"experiment": name},
         "storage_path": str(tmp / "results"),
     })
