@@ -1,0 +1,65 @@
+"""``sweepcast run`` refuses to start: invalid config (exit 2) and unreachable MLflow (exit 1).
+
+Both run the real console command in a subprocess; neither may start Ray or leave Tune state.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _sweepcast(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("sweepcast")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "orchestrator.cli"]
+    return subprocess.run(
+        [*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def _config(tmp_path: Path, **over) -> Path:
+    cfg = {
+        "name": "cli-check", "trainable": "trials.examples.mlp:train", "metric": "val_accuracy",
+        "mode": "max", "max_epochs": 2, "num_samples": 1,
+        "search": {"algorithm": "random", "space": {
+            "lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1}}},
+        "storage_path": str(tmp_path / "results"),
+        **over,
+    }
+    p = tmp_path / "sweep.yaml"
+    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return p
+
+
+def test_invalid_config_exits_2_and_starts_nothing(tmp_path: Path) -> None:
+    path = _config(tmp_path, search={"algorithm": "random", "space": {
+        "lr": {"type": "loguniform", "low": 0.0, "high": 1e-1}}})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    r = _sweepcast(["run", str(path)], tmp_path, env)
+    assert r.returncode == 2, r.stderr
+    assert "search.space.lr.low" in r.stderr and "nothing started" in r.stderr
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_unreachable_mlflow_exits_1_naming_the_uri_without_credentials(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://bob:pa55word-XYZ@127.0.0.1:{port}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    r = _sweepcast(["run", str(_config(tmp_path))], tmp_path, env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert f"http://***@127.0.0.1:{port}" in r.stderr
+    assert "pa55word-XYZ" not in out
+    assert "Ray" not in r.stdout  # the sweep never got as far as Ray
+    assert not (tmp_path / "results").exists()  # no experiment folder, no Tune state
