@@ -1,0 +1,88 @@
+"""CurveScheduler's Tune hooks without starting Ray: properties, idempotence, state as data."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+pytest.importorskip("ray")
+
+from ray.tune.experiment import Trial  # noqa: E402
+from ray.tune.schedulers import TrialScheduler  # noqa: E402
+
+from search.adapters.ray_tune import CurveScheduler  # noqa: E402
+
+
+class FakeTrial:
+    def __init__(self, trial_id, status=Trial.RUNNING):
+        self.trial_id, self.status = trial_id, status
+
+
+def feed(s, tid, values, start=1, metric="acc"):
+    out = []
+    for e, v in enumerate(values, start=start):
+        out.append(s.on_trial_result(None, FakeTrial(tid), {"epoch": e, metric: v}))
+    return out
+
+
+def test_properties_from_tuneconfig_and_horizon_from_stop():
+    s = CurveScheduler(model="last-value")
+    assert s.set_search_properties("acc", "max", stop={"epoch": 7}) is True
+    assert s.stopper.horizon == 7.0 and s.stopper.mode == "max"
+    # Tune then raises: metric/mode given twice
+    assert CurveScheduler(metric="acc", mode="max", max_t=3).set_search_properties("acc", "max") \
+        is False
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'up'"):
+        CurveScheduler(mode="up")
+    with pytest.raises(ValueError, match="max_t must be a finite number > 0, got -1"):
+        CurveScheduler(max_t=-1)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        CurveScheduler(threshold=0)
+    s = CurveScheduler(metric="acc", mode="max", model="last-value")
+    with pytest.raises(ValueError, match="needs the horizon"):
+        s.on_trial_add(None, FakeTrial("a"))
+    s = CurveScheduler(max_t=5, model="last-value")
+    with pytest.raises(ValueError, match="needs a metric and a mode"):
+        s.on_trial_add(None, FakeTrial("a"))
+
+
+def test_stops_a_trial_that_cannot_win_and_continues_on_missing_keys():
+    s = CurveScheduler(metric="acc", mode="max", max_t=4, model="last-value", grace_epochs=2)
+    s.on_trial_add(None, FakeTrial("a"))
+    s.on_trial_add(None, FakeTrial("a"))  # idempotent
+    assert feed(s, "a", [0.5, 0.7, 0.8, 0.9]) == [TrialScheduler.CONTINUE] * 4
+    s.on_trial_complete(None, FakeTrial("a"), {"epoch": 4, "acc": 0.9})
+    s.on_trial_add(None, FakeTrial("b"))
+    assert s.on_trial_result(None, FakeTrial("b"), {"done": True}) == TrialScheduler.CONTINUE
+    assert s.on_trial_result(None, FakeTrial("b"), {"epoch": 1}) == TrialScheduler.CONTINUE
+    assert s.last_verdict("b")["reason"] == "bad_metric"
+    assert feed(s, "b", [0.1, 0.2]) == [TrialScheduler.CONTINUE, TrialScheduler.STOP]
+    v = s.last_verdict("b")
+    assert v["reason"] == "p_beat_low" and v["incumbent"] == 0.9
+    s.on_trial_error(None, FakeTrial("c"))
+    s.on_trial_remove(None, FakeTrial("d"))
+    assert "CurveScheduler" in s.debug_string()
+
+
+def test_pickle_holds_no_curves_and_state_restores_from_json(tmp_path):
+    seen = []
+    s = CurveScheduler(metric="loss", mode="min", max_t=4, model="last-value", grace_epochs=2,
+                       state_path=tmp_path / "state.json", save_period_s=0)
+    s.on_trial_add(None, FakeTrial("a"))
+    feed(s, "a", [0.9, 0.5, 0.4, 0.3], metric="loss")
+    s.on_trial_complete(None, FakeTrial("a"), {})
+    blob = pickle.dumps(s)
+    assert b"CurveStopper" not in blob and b"CurveStore" not in blob  # settings only
+    data = json.loads((tmp_path / "state.json").read_text())
+    assert data["stopper"]["completed_best"] == -0.3  # internal units: higher is better
+    r = pickle.loads(blob)  # what Tune restores: settings only
+    r._on_verdict = seen.append
+    r._config = s._config
+    r.on_trial_add(None, FakeTrial("a", status=Trial.TERMINATED))  # loads the JSON state
+    assert r.stopper.incumbent == pytest.approx(0.3)
+    assert feed(r, "b", [1.0, 0.9], metric="loss") == [TrialScheduler.CONTINUE, TrialScheduler.STOP]
