@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
@@ -250,6 +250,36 @@ class SweepState(Listener):
     def on_sweep_end(self, status: str) -> None:
         self.sweep_status = status
 
+    def known_trials(self) -> set[str]:
+        """Ids of the trials this state has seen."""
+        with self._lock:
+            return set(self._order)
+
+    def merge(self, trials: Sequence[TrialRecord]) -> int:
+        """Add recorded trials this state has not seen (a resumed sweep's earlier trials).
+
+        Trials already known are left alone. Returns how many were added.
+        """
+        added = 0
+        with self._lock:
+            for t in trials:
+                if t.trial_id in self._curves:
+                    continue
+                self._order.append(t.trial_id)
+                self._curves[t.trial_id] = dict(zip(t.steps, t.values))
+                self._decisions[t.trial_id] = {d.step: d for d in t.decisions}
+                self._status[t.trial_id] = t.status
+                if t.reason:
+                    self._reason[t.trial_id] = t.reason
+                if t.score is not None:
+                    self._score[t.trial_id] = t.score
+                for s, v in zip(t.steps, t.values):
+                    if math.isfinite(v) and (self.best is None or better(v, self.best[0],
+                                                                         self.mode)):
+                        self.best = (v, t.trial_id, s)
+                added += 1
+        return added
+
     # ---- queries --------------------------------------------------------------------------
     def trial(self, trial_id: str) -> TrialRecord:
         """One trial as recorded so far."""
@@ -280,6 +310,10 @@ class PlotArtifacts(Listener):
 
     Args:
         state: the :class:`SweepState` listening to the same tracker (put it first).
+        history: ``(tracker) -> SweepRecord | None``: the sweep as already recorded, used at the
+            end when the tracker knows trials this state never saw (``sweepcast resume``: the
+            trials before the interruption). Default: read back from MLflow when the tracker
+            has a ``tracking_uri`` (:func:`recorded_sweep`).
         trial_plots: render a plot per trial at its end.
         html_report: log ``report.html`` (plots embedded) to the parent run at the end.
         timeout_s: how long ``end_sweep``/``close`` wait for pending renders.
@@ -287,8 +321,10 @@ class PlotArtifacts(Listener):
     """
 
     def __init__(self, state: SweepState, *, trial_plots: bool = True, html_report: bool = True,
-                 timeout_s: float = 120.0, dpi: int = 100) -> None:
+                 timeout_s: float = 120.0, dpi: int = 100,
+                 history: Callable[[Tracker], SweepRecord | None] | None = None) -> None:
         self.state = state
+        self.history = history if history is not None else recorded_sweep
         self.trial_plots = trial_plots
         self.html_report = html_report
         self.timeout_s = timeout_s
@@ -343,6 +379,7 @@ class PlotArtifacts(Listener):
         self._done_sweep = True
         from orchestrator.report import ordered_trials, render_html, sweep_images
 
+        self._fill_gaps(tracker)
         sweep = self.state.record()
         try:
             images = sweep_images(sweep, max_trial_plots=0, dpi=self.dpi)
@@ -358,12 +395,40 @@ class PlotArtifacts(Listener):
             self.errors.append(f"sweep plots: {e}")
             log.warning("could not plot the sweep: %s", e)
 
+    def _fill_gaps(self, tracker: Tracker) -> None:
+        try:
+            recorded = set((tracker.state().get("trials") or {}).keys())
+        except Exception:  # noqa: BLE001 - a tracker without state: nothing to fill
+            return
+        if not recorded - self.state.known_trials():
+            return
+        try:
+            past = self.history(tracker)
+        except Exception as e:  # noqa: BLE001
+            log.warning("could not read the sweep's earlier trials back: %s", e)
+            return
+        if past is not None:
+            self.state.merge([t for t in past.trials if t.trial_id in recorded])
+
     def on_sweep_end(self, status: str) -> None:
         self._pool.shutdown(wait=False, cancel_futures=False)
 
     def on_close(self) -> None:
         self._wait()
         self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def recorded_sweep(tracker: Tracker) -> SweepRecord | None:
+    """The sweep as recorded so far in MLflow (flushed first), or None for a tracker that does
+    not write to MLflow (no ``tracking_uri``) or has no parent run yet."""
+    uri = getattr(tracker, "tracking_uri", None)
+    parent = tracker.parent_run_id
+    if not uri or not parent:
+        return None
+    tracker.flush(60)
+    from orchestrator.tracking.reader import read_sweep
+
+    return read_sweep(parent, tracking_uri=uri)
 
 
 def attach(tracker: Tracker, state: SweepState, *extra: Listener, plots: bool = True,

@@ -138,3 +138,53 @@ def test_sweep_state_keeps_scores_and_the_ranking_table() -> None:
     rec = state.record()
     assert rec.trials[0].score == 1.25
     assert rec.ranking_markdown.startswith("| rank | trial |")
+
+
+def test_resumed_sweep_plots_include_trials_from_before_the_interruption() -> None:
+    from orchestrator.observe import PlotArtifacts
+    from orchestrator.sweepdata import SweepRecord, TrialRecord
+
+    first = InMemoryTracker()
+    first.start_sweep("demo", {})
+    first.start_trial("old", {})
+    first.log_metrics("old", 1, {"acc": 0.9})
+    first.end_trial("old", "completed")
+    saved = first.state()
+
+    inner = InMemoryTracker()
+    inner.restore(saved)  # what `sweepcast resume` does
+    state = SweepState(metric="acc", mode="max", max_epochs=2)
+    past = SweepRecord("demo", "acc", "max", 2, [
+        TrialRecord("old", [1, 2], [0.9, 0.95], "completed", score=3.0),
+        TrialRecord("elsewhere", [1], [0.1], "pruned")])  # not this tracker's: left out
+    asked: list[object] = []
+    plots = PlotArtifacts(state, trial_plots=False, dpi=50,
+                          history=lambda tr: asked.append(tr) or past).bind(inner)
+    t = ObservedTracker(inner, [state, plots])
+    t.start_sweep("demo", {})
+    t.start_trial("new", {})
+    t.log_metrics("new", 1, {"acc": 0.5})
+    t.end_trial("new", "pruned")
+    t.end_sweep()
+    assert asked == [inner]
+    rec = state.record()
+    assert [x.trial_id for x in rec.trials] == ["new", "old"]
+    assert rec.incumbent().trial_id == "old" and rec.trials[1].score == 3.0
+    assert state.best == (0.95, "old", 2)
+    page = inner.parent["artifacts"]["report.html"].decode()
+    assert "2: 1 completed, 1 pruned" in page
+
+
+def test_fresh_sweep_does_not_read_history() -> None:
+    from orchestrator.observe import PlotArtifacts
+
+    state = SweepState(metric="acc", mode="max", max_epochs=4)
+    inner = InMemoryTracker()
+
+    def history(tr):
+        raise AssertionError("history read for a sweep without gaps")
+
+    t = ObservedTracker(inner, [state, PlotArtifacts(state, trial_plots=False, dpi=50,
+                                                     history=history).bind(inner)])
+    _run_sweep(t)
+    assert "plots/sweep_curves.png" in inner.parent["artifacts"]

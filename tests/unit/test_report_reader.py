@@ -105,3 +105,27 @@ def test_report_cli_prints_the_table_and_writes_html(store: dict, tmp_path: Path
     assert page.count("data:image/png;base64,") == 3  # sweep, compute, one trial
     r = CliRunner().invoke(main, ["report", "nope", "--tracking-uri", store["uri"]])
     assert r.exit_code == 1 and "no sweep named 'nope'" in r.output
+
+
+def test_recorded_sweep_reads_back_through_the_tracker(store: dict) -> None:
+    from orchestrator.observe import recorded_sweep
+
+    class Restored:  # what PlotArtifacts sees of a resumed MlflowTracker
+        tracking_uri = store["uri"]
+        parent_run_id = store["parent"]
+
+        def __init__(self) -> None:
+            self.flushed: list[float] = []
+
+        def flush(self, timeout: float) -> bool:
+            self.flushed.append(timeout)
+            return True
+
+    tr = Restored()
+    rec = recorded_sweep(tr)
+    assert tr.flushed and {t.trial_id for t in rec.trials} == {"good", "bad", "boom"}
+
+    class NoMlflow:
+        parent_run_id = "p"
+
+    assert recorded_sweep(NoMlflow()) is None
