@@ -222,7 +222,36 @@ def main(argv=None) -> None:
            "machine": {"platform": platform.platform(), "processor": platform.processor(),
                        "torch_threads": 1}}
     a.json.write_text(json.dumps(out, indent=1))
+    a.json.with_suffix(".md").write_text(render_markdown(out))
     print(json.dumps(summary, indent=1))
+
+
+def render_markdown(out: dict) -> str:
+    """The per-(task, cutoff) table (loglik / MAE / coverage per model) and the latencies."""
+    by = defaultdict(dict)
+    for c in out["cells"]:
+        by[(c["benchmark"], c["task"], c["cutoff"])][c["model"]] = c
+    models = [m for m in ("pfn", "parametric", "last-value") if any(m in v for v in by.values())]
+    head = "| benchmark | task | cutoff | n | " + " | ".join(f"{m} loglik / MAE / cov90" for m in models) + " |"
+    lines = [head, "|" + "---|" * (4 + len(models))]
+    for (b, t, cut), v in sorted(by.items()):
+        n = next(iter(v.values()))["n"]
+        cells = []
+        for m in models:
+            c = v.get(m)
+            cells.append("-" if c is None else f"{c['loglik']:.2f} / {c['mae']:.3f} / {c['coverage90']:.2f}")
+        best = max((v[m]["loglik"], m) for m in models if m in v)[1]
+        cells = [f"**{x}**" if m == best else x for x, m in zip(cells, models)]
+        lines.append(f"| {b} | {t} | {cut} | {n} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| model | ms/curve batch 1 (wall) | batch 256 (wall) | CPU batch 1 | CPU batch 256 | load avg |")
+    lines.append("|---|---|---|---|---|---|")
+    for m, l in out.get("latency_ms_per_curve", {}).items():
+        lines.append(f"| {m} | {l['batch1']:.3g} | {l['batch256']:.3g} | {l.get('cpu_batch1', float('nan')):.3g} | "
+                     f"{l.get('cpu_batch256', float('nan')):.3g} | {l.get('load_average_1min', float('nan')):.1f} |")
+    lines.append("")
+    lines.append("Summary: " + ", ".join(f"{k} = {v:.3g}" for k, v in out.get("summary", {}).items()))
+    return "\n".join(lines) + "\n"
 
 
 def summarise(cells, latency) -> dict:

@@ -173,6 +173,14 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(state["opt"])
         step = int(state["step"])
         elapsed0 = float(state["elapsed_s"])
+        segments = list(config.info.get("segments", []))
+        if not segments and step > 0:  # a checkpoint written before segments were recorded
+            segments = [{"from_step": None, "prior": config.prior, "command": config.info.get("command")}]
+        if config.prior != a.prior:
+            if prior.n_covariates != config.n_covariates or prior.horizon != config.horizon:
+                raise SystemExit(f"--prior {a.prior} does not fit the checkpoint's network ({config.prior})")
+            print(f"switching prior {config.prior} -> {a.prior} at step {step}", flush=True)
+            config.prior = a.prior
         print(f"resumed from {ck} at step {step}", flush=True)
     else:
         brng = np.random.default_rng([a.seed, 10**9])
@@ -184,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         model = PFN(config, borders=make_borders(bsamples, a.buckets)).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
         step, elapsed0 = 0, 0.0
+        segments = []
+    command = (f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} --layers {a.layers} "
+               f"--steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --seed {a.seed} --out {a.out}")
+    segments.append({"from_step": step, "prior": a.prior, "command": command})
     val_batch = prior.sample(1000, np.random.default_rng([a.seed, 10**9 + 1]))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"PFN {n_params} params, prior {a.prior}, bf16={use_bf16}, threads={a.threads}", flush=True)
@@ -195,9 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             "steps": step, "batch": a.batch, "curves_seen": step * a.batch, "lr": a.lr,
             "seed": a.seed, "prior": a.prior, "train_seconds": round(el, 1),
             "threads": a.threads, "bf16": use_bf16, "params": n_params,
-            "command": f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} "
-                       f"--layers {a.layers} --steps {a.steps} --batch {a.batch} --lr {a.lr} "
-                       f"--seed {a.seed} --out {a.out}",
+            "command": command, "segments": segments,
         }
         state = {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -80,3 +80,18 @@ def test_registry():
         register_prior("lcpfn", lambda: get_prior("lcpfn"))
     with pytest.raises(ValueError, match="positive int"):
         get_prior("lcpfn").sample(0, np.random.default_rng(0))
+
+
+def test_v2_adds_nearly_noiseless_curves_and_leaves_extended_unchanged():
+    def resid_sd(y):
+        return np.median(np.abs(np.diff(y[:, 60:], n=2, axis=1)), axis=1)
+
+    a = get_prior("extended").sample(2000, np.random.default_rng(5))
+    b = get_prior("extended-v2").sample(2000, np.random.default_rng(5))
+    live = lambda batch: batch.y[:, -1] > 0  # noqa: E731  (collapsed curves are exactly 0)
+    quiet_a = np.mean(resid_sd(a.y[live(a)]) < 2e-3)
+    quiet_b = np.mean(resid_sd(b.y[live(b)]) < 2e-3)
+    assert quiet_b > quiet_a + 0.15
+    # the v1 sampler is untouched by the option (same draws for the same generator state)
+    np.testing.assert_array_equal(a.y, get_prior("extended").sample(2000, np.random.default_rng(5)).y)
+    assert get_prior("sweepcast-v2").name == "sweepcast-v2"
