@@ -30,7 +30,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
 
-from orchestrator.sweepdata import Decision, SweepRecord, TrialRecord, better, check_mode
+from orchestrator.sweepdata import (
+    STATUSES,
+    Decision,
+    SweepRecord,
+    TrialRecord,
+    better,
+    check_mode,
+)
 from orchestrator.tracking.base import Tracker, VerdictRecord, metric_key
 
 log = logging.getLogger("sweepcast.observe")
@@ -250,6 +257,36 @@ class SweepState(Listener):
     def on_sweep_end(self, status: str) -> None:
         self.sweep_status = status
 
+    def totals(self) -> tuple[dict[str, int], int, int]:
+        """``(trials per status, epochs trained, epochs saved)`` without building records.
+
+        Epochs are reported points; a pruned or failed trial saves ``max_epochs - epochs``.
+        """
+        counts = {s: 0 for s in STATUSES}
+        used = saved = 0
+        with self._lock:
+            for tid in self._order:
+                status = self._status.get(tid, "running")
+                n = len(self._curves.get(tid, ()))
+                counts[status] = counts.get(status, 0) + 1
+                used += n
+                if status in ("pruned", "failed"):
+                    saved += max(0, self.max_epochs - n)
+        return counts, used, saved
+
+    def incumbent_value(self) -> float | None:
+        """The best last value of the completed trials (O(trials), no records built)."""
+        best: float | None = None
+        with self._lock:
+            for tid in self._order:
+                curve = self._curves.get(tid)
+                if self._status.get(tid) != "completed" or not curve:
+                    continue
+                v = curve[max(curve)]
+                if math.isfinite(v) and (best is None or better(v, best, self.mode)):
+                    best = v
+        return best
+
     def known_trials(self) -> set[str]:
         """Ids of the trials this state has seen."""
         with self._lock:
@@ -346,9 +383,9 @@ class PlotArtifacts(Listener):
         if not self.trial_plots or self._tracker is None:
             return
         trial = self.state.trial(trial_id)
-        inc = self.state.record().incumbent()
-        inc_value = inc.last_value if inc is not None else None
-        self._pending.append(self._pool.submit(self._trial_plot, trial, inc_value))
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._trial_plot, trial,
+                                               self.state.incumbent_value()))
 
     def _trial_plot(self, trial: TrialRecord, inc_value: float | None) -> None:
         from orchestrator import plots

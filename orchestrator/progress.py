@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from orchestrator.observe import Listener, ObservedTracker, SweepState, attach
-from orchestrator.sweepdata import STATUSES
 from orchestrator.tracking.base import VerdictRecord
 
 __all__ = ["MODES", "Progress", "ProgressSnapshot", "format_line", "snapshot"]
@@ -59,16 +58,9 @@ class ProgressSnapshot:
 
 
 def snapshot(state: SweepState) -> ProgressSnapshot:
-    """Summarise ``state`` now."""
-    sweep = state.record()
-    counts = {s: 0 for s in STATUSES}
-    used = saved = 0
-    for t in sweep.trials:
-        counts[t.status] += 1
-        used += t.epochs
-        if t.status in ("pruned", "failed"):
-            saved += max(0, state.max_epochs - t.epochs)
-    return ProgressSnapshot(sweep.name, state.metric, counts, state.num_samples, state.best,
+    """Summarise ``state`` now (O(trials): cheap enough for every trial start and end)."""
+    counts, used, saved = state.totals()
+    return ProgressSnapshot(state.name, state.metric, counts, state.num_samples, state.best,
                             used, saved)
 
 

@@ -102,6 +102,7 @@ def test_sweep_state_builds_the_record() -> None:
     assert state.best == (pytest.approx(0.8), "a", 4)
     assert rec.compute().used == 4 + 3 + 1
     assert rec.ranking_markdown is None and a.score is None
+    assert state.incumbent_value() == pytest.approx(0.8) == rec.incumbent().last_value
     with pytest.raises(ValueError, match="max_epochs must be a positive integer, got 0"):
         SweepState(metric="acc", mode="max", max_epochs=0)
 
