@@ -18,9 +18,11 @@ last checkpoint; finished, pruned and failed ones stay as they were) and runs it
 
 Consistency window: Tune snapshots its trial table at most every ``TUNE_GLOBAL_CHECKPOINT_S``
 seconds (:func:`prepare_resumable` sets 1 s unless the user set it); the tracker writes its
-state immediately. A trial that ended within that window before a crash is restored by Tune as
-unfinished and runs again from its checkpoint; :func:`resume_sweep` names such trials in its
-output (it cannot happen for trials that ended earlier).
+state the moment a trial ends. A trial that ended after Tune's last snapshot would be restored
+by Tune as unfinished and run again, undoing e.g. a pruning decision. :func:`reconcile_snapshot`
+closes that window: before ``Tuner.restore`` it marks such trials ended in Tune's snapshot
+(the tracker's record wins), and once the restored sweep starts their slots in the searcher's
+concurrency limit are released (:func:`_release_callback`).
 """
 
 from __future__ import annotations
@@ -134,6 +136,76 @@ def load_manifest(exp_dir: Path) -> Any:
     return cfg
 
 
+def reconcile_snapshot(exp_dir: Path, tracker_state: dict[str, Any]) -> dict[str, Any]:
+    """Mark trials that the tracker saw end, but Tune's newest snapshot still holds as
+    unfinished, as ended in that snapshot (TERMINATED, or ERROR for a failed trial).
+
+    The snapshot is edited in place (the original kept as ``<name>.orig``); only the trials'
+    ``status`` fields change. Returns ``{trial_id: (tracker status, last result or None)}`` for
+    the trials changed.
+    """
+    statuses = {t: i.get("status") for t, i in (tracker_state.get("trials") or {}).items()}
+    snaps = sorted(Path(exp_dir).glob("experiment_state-*.json"))
+    if not snaps:
+        return {}
+    path = snaps[-1]
+    data = json.loads(path.read_text())
+    changed: dict[str, Any] = {}
+    for entry in data.get("trial_data", []):
+        state = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
+        tid = state.get("trial_id")
+        tracked = statuses.get(tid)
+        if tracked in TERMINAL and state.get("status") not in ("TERMINATED", "ERROR"):
+            state["status"] = "ERROR" if tracked == "failed" else "TERMINATED"
+            entry[0] = json.dumps(state, indent=2) if isinstance(entry[0], str) else state
+            meta = entry[1]
+            if isinstance(meta, str):
+                try:
+                    meta = json.loads(meta)
+                except ValueError:
+                    meta = {}
+            last = (meta or {}).get("last_result") if isinstance(meta, dict) else None
+            changed[tid] = (tracked, last if isinstance(last, dict) else None)
+    if changed:
+        orig = path.with_name(path.name + ".orig")
+        if not orig.exists():
+            orig.write_text(path.read_text())
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    return changed
+
+
+def _release_callback(search_alg: Any, ended: dict[str, Any]) -> Any:
+    """A Tune callback for the first step of a resumed sweep: tells the searcher that the
+    trials :func:`reconcile_snapshot` ended are complete, so they no longer hold a slot of its
+    concurrency limit (its state was saved while they were live)."""
+    from ray.tune import Callback
+
+    class ReleaseSearcherSlots(Callback):
+        def __init__(self) -> None:
+            self._search_alg = search_alg
+            self._ended = dict(ended)
+            self._done = False
+
+        def __getstate__(self) -> dict[str, Any]:  # never pickle the searcher twice
+            return {"_search_alg": None, "_ended": {}, "_done": True}
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            if self._done or self._search_alg is None:
+                return
+            self._done = True
+            for tid, (status, last) in self._ended.items():
+                try:
+                    self._search_alg.on_trial_complete(
+                        tid, result=last if status == "completed" else None,
+                        error=status == "failed")
+                except Exception:
+                    log.warning("could not release %s in the searcher", tid, exc_info=True)
+
+    return ReleaseSearcherSlots()
+
+
 def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
                  max_epochs: int) -> list[str]:
     """Fill ``ledger`` with the trials Tune recorded; return ids of the window mismatches."""
@@ -163,6 +235,9 @@ def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
         if isinstance(epoch, (int, float)):
             rec.epochs = int(epoch)
         rec.results = int(last.get("training_iteration") or 0)
+        tracked_step = (tracker_state.get("last_step") or {}).get(tid)
+        if isinstance(tracked_step, int) and tracked_step > rec.epochs:
+            rec.epochs = tracked_step  # the tracker saw epochs after Tune's snapshot
         tracked = statuses.get(tid)
         tune_done = trial.status in ("TERMINATED", "ERROR")
         if tune_done:
@@ -244,7 +319,14 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     from orchestrator.tracking.registry import register_tracker, unregister_tracker
 
     key = str(exp_dir)
+    try:  # the runner's live status line and plot artifacts, as in `sweepcast run`
+        from orchestrator.progress import attach_views
+    except ImportError:  # pragma: no cover
+        attach_views = None
+    if attach_views is not None:
+        tracker, out = attach_views(cfg, tracker, out)
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
+    ended = reconcile_snapshot(exp_dir, tracker_state)
     mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs)
     trainable = tune.with_resources(
         load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
@@ -257,6 +339,13 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
         if isinstance(cb, SweepCallback):
             keys.add(cb.sweep_key)  # the folder may have moved: the scheduler holds the old key
             callbacks[i] = SweepCallback(key, ledger, time_attr=cb.time_attr, out=out)
+    if ended:
+        try:
+            search_alg = tuner._local_tuner._tune_config.search_alg  # Ray 2.60's TunerInternal
+        except AttributeError:  # pragma: no cover - a different Ray
+            search_alg = None
+        if search_alg is not None:
+            callbacks.append(_release_callback(search_alg, ended))
     for k in keys:
         register_tracker(k, tracker)
     resumes = _bump_resumes(exp_dir)
@@ -271,9 +360,10 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     _say(out, f"before the interruption: {counts['completed']} completed, {counts['pruned']} "
               f"pruned, {counts['failed']} failed; {counts['running']} to resume from their "
               "checkpoints")
-    for tid in mismatched:
-        _say(out, f"note: {tid} ended just before the interruption, after Tune's last "
-                  "snapshot; Tune resumes it from its checkpoint")
+    for tid, (st, _) in sorted(ended.items()):
+        _say(out, f"note: {tid} ended ({st}) after Tune's last snapshot; kept as {st}")
+    for tid in mismatched:  # only if the snapshot could not be reconciled
+        _say(out, f"warning: {tid} ended before the interruption but Tune resumes it")
     t0 = time.monotonic()
     status = "failed"
     try:
