@@ -1,11 +1,15 @@
 """Reward-minus-penalty scoring of trials (``design/SCORING.md``); pure numpy/scipy.
 
-Typical use at a decision point or at the end of a sweep::
+Typical use at the end of a sweep (the orchestrator's ``SweepScorer`` does this)::
 
     scores = score_trials(records, ScoringParams(mode="max"), model=forecaster)
-    for s in scores:
-        tracker.log_metrics(s.trial_id, s.to_metrics())
+    for s in scores:                       # ranked: s.rank == 1, 2, ...
+        tracker.log_metrics(s.trial_id, last_epoch[s.trial_id], s.to_metrics())
     table = ranking_markdown(ranking_rows(scores))
+
+At a decision point, ``score_trials(records, ..., only=[trial_id])`` scores just that trial
+against the whole sweep. The continuation-reward stop option for schedulers is
+:func:`continuation_decisions` (see :mod:`search.scoring.continuation`).
 """
 
 from search.scoring.continuation import (
