@@ -53,6 +53,10 @@ def _model(name: str, weights: str | None = None):
 
 
 def _variants(args) -> list[dict]:
+    if args.variants:
+        base = {"grace_epochs": 3, "compute_exponent": 0.0, "before_completion": "same_step",
+                "max_forecast_age": 1, "decision_interval": 1, "rank_gate": "none"}
+        return [base | v for v in json.loads(args.variants)]
     grid = {
         "threshold": [float(x) for x in args.thresholds.split(",")],
         "grace_epochs": [int(x) for x in args.grace.split(",")],
@@ -75,7 +79,7 @@ def _label(v: dict) -> str:
 def cmd_sweep(args) -> None:
     from search.policy import PolicyConfig
     from search.replay.data import load_curves
-    from search.replay.run import curve_scheduler, format_table, run_all, summarize
+    from search.replay.run import curve_scheduler, format_table, run_all, summarize  # noqa: F401
 
     tasks = load_curves(args.curves, None if not args.tasks else set(args.tasks.split(",")))
     model = _model(args.model, args.weights)
@@ -91,22 +95,32 @@ def cmd_sweep(args) -> None:
         for r in res:
             r["variant"] = v
         results.extend(res)
+        _write(args, results)
         s = summarize(res)[0]
         print(f"{lab}: median speedup {s['speedup_median']:.2f}x, regret_rel "
               f"{s['regret_rel_mean']:.4f}, best killed {s['best_killed_frac']:.2f}, "
               f"p99 {s['decision_us_p99_max']:.0f} us ({time.perf_counter() - t0:.0f} s)",
               flush=True)
-    summary = summarize(results)
+    out = _write(args, results)
     loto = leave_one_task_out(results)
     print(format_table(results) if args.verbose else "")
     print(json.dumps(loto["summary"], indent=1))
+    print(f"wrote {out}")
+
+
+def _write(args, results: list[dict]) -> Path:
+    """Write everything measured so far (a long sweep keeps its finished variants)."""
+    from search.replay.run import summarize
+
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / args.out
-    out.write_text(json.dumps({"results": results, "summary": summary, "loto": loto,
-                               "settings": {"model": args.model, "workers": args.workers,
-                                            "seeds": args.seeds,
-                                            "max_configs": args.max_configs}}, indent=1))
-    print(f"wrote {out}")
+    out.write_text(json.dumps({
+        "results": results, "summary": summarize(results),
+        "loto": leave_one_task_out(results),
+        "settings": {"model": args.model, "weights": args.weights, "workers": args.workers,
+                     "seeds": args.seeds, "max_configs": args.max_configs,
+                     "clock": "driver thread CPU time"}}, indent=1))
+    return out
 
 
 def _agg(rows: list[dict]) -> dict:
@@ -211,6 +225,7 @@ def main(argv=None) -> None:
     s.add_argument("--ages", default="1")
     s.add_argument("--intervals", default="1")
     s.add_argument("--gates", default="none")
+    s.add_argument("--variants", default="", help="JSON list of PolicyConfig dicts (not a grid)")
     s.add_argument("--weights", default=None, help="PFN weights (.pt) instead of the shipped")
     s.add_argument("--workers", type=int, default=8)
     s.add_argument("--seeds", type=int, default=3)
