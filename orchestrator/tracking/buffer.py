@@ -186,9 +186,16 @@ class SpillQueue:
                 self._spilled_ops -= 1
                 loaded += w
         if self._spilled_ops <= 0:
-            # Caught up with the file: empty it and go back to memory-only mode.
+            # Caught up with the file: new ops go to memory again. The file keeps the ops just
+            # taken until the consumer acknowledges them (:meth:`ack`), so a crash before they
+            # are sent loses nothing (a later tracker replays the file).
             self._spilled_ops = 0
-            self._spill_offset = 0
             self._spilling = False
-            with open(self.spill_path, "wb"):
-                pass
+
+    def ack(self) -> None:
+        """The consumer has sent everything it took: drop the spill file's consumed part."""
+        with self._cond:
+            if self._spilled_ops == 0 and not self._spilling and self._spill_offset > 0:
+                with open(self.spill_path, "wb"):
+                    pass
+                self._spill_offset = 0

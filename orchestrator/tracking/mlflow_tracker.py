@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.tracking.base import Tracker, mask_uri
-from orchestrator.tracking.buffer import SpillQueue
+from orchestrator.tracking.buffer import SpillQueue, op_weight
 
 log = logging.getLogger("sweepcast.tracking")
 
@@ -500,12 +500,14 @@ class MlflowTracker(Tracker):
             if not inflight:
                 if self._stop.is_set() and (self._abort.is_set() or self._queue.pending == 0):
                     return
-                ops = self._queue.take(MAX_METRICS_PER_BATCH * 5, timeout=0.2)
+                # What the sender holds counts against the memory bound too.
+                room = min(MAX_METRICS_PER_BATCH * 5, self._queue.max_weight)
+                ops = self._queue.take(room, timeout=0.2)
                 if not ops:
                     continue
                 if self.linger_s > 0 and not self._flush_waiters and not self._stop.is_set():
                     time.sleep(self.linger_s)
-                    ops += self._queue.take(MAX_METRICS_PER_BATCH * 5, timeout=0)
+                    ops += self._queue.take(max(1, room - sum(map(op_weight, ops))), timeout=0)
                 inflight = plan_units(ops)
             try:
                 while inflight:
@@ -518,7 +520,10 @@ class MlflowTracker(Tracker):
                             self._queue.pending + sum(len(u.ops) for u in inflight),
                         )
                         self._outage_since = None
-                    self._complete(inflight.pop(0))
+                    unit = inflight.pop(0)
+                    if not inflight:  # all taken ops sent: the spill file may forget them
+                        self._queue.ack()
+                    self._complete(unit)
                 backoff = 0.2
             except _Transient as t:
                 unit = inflight[0]

@@ -77,3 +77,45 @@ class TestMlflowTrackerContract(TrackerContract):
         run_id = tracker.parent_run_id if trial_id is None else tracker.trial_run_id(trial_id)
         local = c.download_artifacts(run_id, name, str(self.spill / "dl" / uuid.uuid4().hex))
         return Path(local).read_text()
+
+
+def test_real_server_outage_buffers_and_replays_every_point(tmp_path: Path, caplog) -> None:
+    """Stop the real server mid-stream, keep logging (spilling to disk), restart it: no loss."""
+    import logging
+    import time
+
+    from conftest import free_port, start_mlflow_server, stop_mlflow_server
+
+    from orchestrator.tracking import MlflowTracker
+
+    caplog.set_level(logging.WARNING, logger="sweepcast.tracking")
+    root, port = tmp_path / "server", free_port()
+    proc, uri = start_mlflow_server(root, port)
+    try:
+        t = MlflowTracker(uri, experiment="outage", spill_dir=tmp_path / "spill",
+                          max_buffer_points=40, linger_s=0.05, max_backoff_s=1.0)
+        t.start_sweep("outage", {})
+        t.start_trial("x", {"lr": 0.1})
+        for step in range(1, 21):
+            t.log_metrics("x", step, {"loss": 1.0 / step})
+        assert t.flush(60)
+        stop_mlflow_server(proc)
+        t0 = time.perf_counter()
+        for step in range(21, 221):  # 200 points while the server is down
+            t.log_metrics("x", step, {"loss": 1.0 / step})
+        assert time.perf_counter() - t0 < 5.0  # never blocked on the dead server
+        t.end_trial("x", "completed")
+        assert not t.flush(2.0)
+        assert (tmp_path / "spill" / "tracking_spill.jsonl").stat().st_size > 0
+        proc, uri2 = start_mlflow_server(root, port)  # same store, same port
+        assert uri2 == uri
+        assert t.flush(120)
+        rec = read_mlflow(uri, t.experiment_id, t.parent_run_id)
+        pts = rec["trials"]["x"]["metrics"]["loss"]
+        assert [s for s, _ in pts] == list(range(1, 221))
+        assert rec["trials"]["x"]["status"] == "FINISHED"
+        msgs = " ".join(r.getMessage() for r in caplog.records)
+        assert "unreachable" in msgs and "reachable again" in msgs and "spilling" in msgs
+        t.close()
+    finally:
+        stop_mlflow_server(proc)

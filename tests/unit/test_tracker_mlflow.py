@@ -306,3 +306,17 @@ def test_spill_queue_keeps_fifo_order_across_memory_and_disk(tmp_path) -> None:
 def test_spill_queue_rejects_a_zero_bound(tmp_path) -> None:
     with pytest.raises(ValueError, match="max_weight must be >= 1, got 0"):
         SpillQueue(tmp_path / "q.jsonl", max_weight=0)
+
+
+def test_spill_file_keeps_taken_ops_until_acknowledged(tmp_path) -> None:
+    path = tmp_path / "q.jsonl"
+    q = SpillQueue(path, max_weight=1)
+    for i in range(3):
+        q.put({"op": "tags", "key": "k", "values": {"i": i}})
+    while q.pending:
+        q.take(5, timeout=0)
+    assert path.stat().st_size > 0  # taken but not yet sent: a crash now loses nothing
+    replay = SpillQueue(path, max_weight=10)  # what a restarted tracker would see
+    assert replay.pending == 2
+    q.ack()
+    assert path.stat().st_size == 0
