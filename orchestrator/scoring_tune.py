@@ -126,8 +126,14 @@ class ScoringCallback(Callback):
                 log.warning("could not restore the scorer state from %s", self.state_path,
                             exc_info=True)
 
+    def _safely(self, what: str, fn: Any, *args: Any, **kw: Any) -> None:
+        try:
+            fn(*args, **kw)
+        except Exception:  # scoring must never break the sweep
+            log.warning("scoring: %s failed", what, exc_info=True)
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.scorer.on_trial_start(trial.trial_id, trial.config)
+        self._safely("trial start", self.scorer.on_trial_start, trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -143,14 +149,16 @@ class ScoringCallback(Callback):
             log.warning("could not score trial %s", tid, exc_info=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.scorer.on_trial_end(trial.trial_id, _ended_status(self.scorer, trial.trial_id))
+        self._safely("trial end", self.scorer.on_trial_end, trial.trial_id,
+                     _ended_status(self.scorer, trial.trial_id))
         self._save()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.scorer.on_trial_error(trial.trial_id, will_retry=True)
+        self._safely("trial retry", self.scorer.on_trial_error, trial.trial_id, will_retry=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.scorer.on_trial_error(trial.trial_id, will_retry=False)
+        self._safely("trial error", self.scorer.on_trial_error, trial.trial_id,
+                     will_retry=False)
         self._save()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:

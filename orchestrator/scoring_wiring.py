@@ -244,7 +244,7 @@ class SweepScorer:
 
     def observe_read(self, trial_id: str, step_name: str, artifact: str) -> None:
         """Record that pipeline step ``step_name`` read ``artifact`` at run time (coupling)."""
-        t = self._trials[trial_id]
+        t = self._get(trial_id)
         t.reads.setdefault(step_name, set()).add(artifact)
         t.record = None
 
@@ -254,20 +254,27 @@ class SweepScorer:
         if status not in ("finished", "pruned", "failed"):
             raise ValueError(f"status must be finished, completed, pruned or failed, "
                              f"got {status!r}")
-        t = self._trials[trial_id]
+        t = self._get(trial_id)
         now = self.clock()
         self._close_segment(t, now)
         t.status, t.ended_at, t.record = status, now, None
 
     def on_trial_error(self, trial_id: str, *, will_retry: bool = False) -> None:
         """A trial crashed: counts a failure; ``failed`` unless it will be retried."""
-        t = self._trials[trial_id]
+        t = self._get(trial_id)
         t.failures += 1
         t.record = None
         now = self.clock()
         self._close_segment(t, now)
         if not will_retry:
             t.status, t.ended_at = "failed", now
+
+    def _get(self, trial_id: str) -> _Trial:
+        # An event for a trial never started here (a resumed sweep without saved state):
+        # start it now rather than fail.
+        if trial_id not in self._trials:
+            self.on_trial_start(trial_id, {})
+        return self._trials[trial_id]
 
     @staticmethod
     def _close_segment(t: _Trial, now: float) -> None:
@@ -336,8 +343,9 @@ class SweepScorer:
         return list(self._trials)
 
     def step_of(self, trial_id: str) -> int:
-        t = self._trials[trial_id]
-        return int(t.steps[-1]) if t.steps else 0
+        """The trial's last reported epoch (0 if none or unknown)."""
+        t = self._trials.get(trial_id)
+        return int(t.steps[-1]) if t is not None and t.steps else 0
 
     # ---- recording --------------------------------------------------------------------
     def log_decision(self, tracker: Any, trial_id: str, step: int | None = None) -> None:

@@ -191,3 +191,7 @@ def test_space_specs_and_bad_input():
     scorer.on_trial_start("t", {})
     with pytest.raises(ValueError, match="status"):
         scorer.on_trial_end("t", "done")
+    scorer.on_trial_end("never-started", "pruned")  # resumed without state: tolerated
+    scorer.on_trial_error("also-unknown")
+    assert {s.trial_id: s.status for s in scorer.score()} == {
+        "t": "running", "never-started": "pruned", "also-unknown": "failed"}
