@@ -183,7 +183,8 @@ def cmd_scale(args) -> None:
                 tuple(f"c{i}" for i in range(args.trials)), vals)
     model = _model(args.model, args.weights)
     cfg = PolicyConfig(threshold=args.threshold, max_forecast_age=args.age,
-                       grace_epochs=args.grace, rank_gate=args.gate)
+                       grace_epochs=args.grace, rank_gate=args.gate,
+                       batch_wait=args.batch_wait)
     sched = curve_scheduler(model, cfg)
     rss0 = _rss_mb()
     sim = Simulation(task, sched, args.workers, clock=time.thread_time_ns)
@@ -241,6 +242,7 @@ def main(argv=None) -> None:
     c.add_argument("--age", type=int, default=1)
     c.add_argument("--grace", type=int, default=3)
     c.add_argument("--gate", default="none")
+    c.add_argument("--batch-wait", type=int, default=1)
     c.add_argument("--weights", default=None)
     c.add_argument("--out", default="replay_scale.json")
     c.set_defaults(fn=cmd_scale)

@@ -91,6 +91,9 @@ class CurvePruning(_Pruning):
         "none", description="'median': only trials below the other trials' median may stop"
     )
     min_samples: int = Field(3, ge=1, description="trials needed at an epoch for the median gate")
+    batch_wait: int = Field(
+        0, ge=0, description="epochs a trial may wait for the next batched forecast (0: none)"
+    )
 
 
 PruningConfig = Annotated[

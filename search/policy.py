@@ -22,6 +22,8 @@ reason              stop   when
 ``above_median``    no     (``rank_gate="median"``) at or above the other trials' median at this
                            step, or fewer than ``min_samples`` others reached it
 ``model_error``     no     the forecaster failed or returned NaN for this trial
+``forecast_pending`` no    (``batch_wait`` > 0) waiting, at most ``batch_wait`` steps, for the
+                           next batched forecast
 ``p_beat_low``      yes    P(final beats incumbent) < the effective threshold
 ``p_beat_ok``       no     otherwise
 ==================  =====  ==============================================================
@@ -55,6 +57,7 @@ class Reason(str, Enum):
     ABOVE_MEDIAN = "above_median"
     BEATS_INCUMBENT = "beats_incumbent"
     MODEL_ERROR = "model_error"
+    FORECAST_PENDING = "forecast_pending"
     P_BEAT_LOW = "p_beat_low"
     P_BEAT_OK = "p_beat_ok"
 
@@ -103,6 +106,9 @@ class PolicyConfig:
             the median of the other trials' values at the same step (at least
             ``min_samples`` of them); the forecast then decides. ``"none"``: the forecast alone.
         min_samples: trials needed at a step for the median gate.
+        batch_wait: a trial with no fresh forecast may continue up to this many steps until
+            another trial triggers a batch (0: forecast at once). With many live trials this
+            turns one forecast per trial into one batch per step.
     """
 
     threshold: float = 0.05
@@ -114,11 +120,12 @@ class PolicyConfig:
     max_forecast_age: int = 1
     rank_gate: Literal["none", "median"] = "none"
     min_samples: int = 3
+    batch_wait: int = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.threshold, (int, float)) and 0.0 < self.threshold < 1.0):
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
-        for name in ("grace_epochs", "max_forecast_age"):
+        for name in ("grace_epochs", "max_forecast_age", "batch_wait"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")

@@ -100,6 +100,7 @@ class CurveStopper:
         self._best = np.full(cap, -np.inf)  # internal best finite observed value
         self._alive = np.zeros(cap, dtype=bool)
         self._dirty: set[int] = set()
+        self._pending: dict[int, float] = {}  # row -> step since which it awaits a forecast
         self._completed_best = -math.inf
         self._n_completed = 0
         self._best_seen = _Top2()
@@ -145,6 +146,7 @@ class CurveStopper:
             r = self.store.row(tid)
             self._alive[r] = False
             self._dirty.discard(r)
+            self._pending.pop(r, None)
 
     def complete_trial(self, trial_id: str) -> None:
         """A trial ended. If it reached the horizon its last value is a final value and may
@@ -251,6 +253,12 @@ class CurveStopper:
             med = self._median_other(st, v)
             needs_forecast = math.isfinite(med) and self._best[r] < med
         if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
+            w = self.config.batch_wait
+            since = self._pending.setdefault(r, st)
+            if w > 0 and st - since < w:
+                vd = Verdict(tid, st, False, Reason.FORECAST_PENDING.value,
+                             incumbent=self.sign * inc)
+                return self._emit(vd)
             self._forecast_batch()
         grid = self._grid[r : r + 1] if needs_forecast else None
         vd = judge(
@@ -262,6 +270,7 @@ class CurveStopper:
         if vd.stop:
             self._alive[r] = False
             self._dirty.discard(r)
+            self._pending.pop(r, None)
         return self._emit(vd)
 
     def _emit(self, vd: Verdict) -> Verdict:
@@ -323,6 +332,8 @@ class CurveStopper:
         self._grid[idx] = grid
         self._grid_step[idx] = steps
         self._dirty.difference_update(rows)
+        for r in rows:
+            self._pending.pop(r, None)
         self.n_forecasts += len(rows)
         self.n_batches += 1
 

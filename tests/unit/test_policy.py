@@ -283,3 +283,15 @@ def test_median_gate_needs_min_samples():
     finish(s, "good", 0.9)
     v = s.observe("x", 1, 0.1)  # only one other trial at step 1
     assert not v.stop and v.reason == "above_median"
+
+
+def test_batch_wait_turns_per_trial_forecasts_into_one_batch_per_step():
+    m = GaussModel()
+    s = stopper(model=m, grace_epochs=1, batch_wait=1, max_forecast_age=1)
+    finish(s, "good", 0.9)
+    m.calls.clear()
+    first = [s.observe(f"t{i}", 1, 0.2).reason for i in range(50)]
+    assert set(first) == {"forecast_pending"} and m.calls == []
+    second = [s.observe(f"t{i}", 2, 0.2) for i in range(50)]
+    assert m.calls == [50]  # the first trial that waited a step forecasts for everyone
+    assert all(v.stop and v.reason == "p_beat_low" for v in second)
