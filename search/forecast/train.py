@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--val-curves", type=int, default=1000, help="held-out prior curves scored at each checkpoint")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop (with a checkpoint) after this long; 0 = no limit")
     a = ap.parse_args(argv)
     if a.steps <= 0 or a.batch <= 0 or a.lr <= 0:
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     command = (f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} --layers {a.layers} "
                f"--steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --seed {a.seed} --out {a.out}")
     segments.append({"from_step": step, "prior": a.prior, "command": command})
-    val_batch = prior.sample(1000, np.random.default_rng([a.seed, 10**9 + 1]))
+    val_batch = prior.sample(a.val_curves, np.random.default_rng([a.seed, 10**9 + 1]))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"PFN {n_params} params, prior {a.prior}, bf16={use_bf16}, threads={a.threads}", flush=True)
 

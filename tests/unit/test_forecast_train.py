@@ -1,0 +1,50 @@
+"""The training command: seeded, checkpointed, resumable (search/forecast/train.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from search.forecast.prior import get_prior
+from search.forecast.train import compact, context_masks
+from search.forecast.train import main as train_main
+
+TINY = ["--prior", "sweepcast", "--emsize", "16", "--layers", "1", "--nhead", "2", "--buckets", "20",
+        "--batch", "8", "--warmup", "1", "--ckpt-every", "2", "--bf16", "off", "--seed", "3", "--val-curves", "50"]
+
+
+@pytest.mark.slow
+def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_main(TINY + ["--steps", "4", "--out", str(a)])
+    train_main(TINY + ["--steps", "4", "--out", str(b), "--max-minutes", "1e-9"])  # stops after 1 step
+    assert json.loads((b / "pfn.json").read_text())["info"]["steps"] < 4
+    train_main(TINY + ["--steps", "4", "--out", str(b)])  # resumes from b/ckpt.pt
+    sa = torch.load(a / "pfn.pt", weights_only=True)
+    sb = torch.load(b / "pfn.pt", weights_only=True)
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5, msg=k)
+    info = json.loads((b / "pfn.json").read_text())["info"]
+    assert info["steps"] == 4 and info["curves_seen"] == 32 and len(info["segments"]) == 2
+    logs = [json.loads(line) for line in (b / "log.jsonl").read_text().splitlines()]
+    assert logs[-1]["final"] and np.isfinite(logs[-1]["val_nll"])
+
+
+def test_context_masks_keep_last_point_and_cap_length():
+    b = get_prior("lcpfn").sample(200, np.random.default_rng(0))
+    ctx, tgt = context_masks(b, np.random.default_rng(1), max_context=20)
+    rows = np.arange(200)
+    assert np.all(ctx[rows, b.cutoff - 1])  # the last observed point is always context
+    assert ctx.sum(1).max() <= 20
+    pos = np.arange(1, 101)[None, :]
+    assert not np.any(ctx & (pos > b.cutoff[:, None]))
+    assert np.array_equal(tgt, pos > b.cutoff[:, None])
+    x, y, c, oi, yq, cov = compact(b, ctx, np.random.default_rng(2), 5)
+    assert oi.shape == (200, 5) and cov is None
+    assert torch.all(yq[:, -1] == torch.as_tensor(b.y[:, -1], dtype=torch.float32))
+    xq = torch.gather(x, 1, oi)
+    assert torch.all(xq > torch.as_tensor(b.cutoff)[:, None])  # queries lie after the cutoff
+    assert torch.equal(c.sum(1), torch.as_tensor(ctx.sum(1)))
