@@ -23,7 +23,8 @@ The curve model follows the learning-rate-annealing scaling law of Tissue et al.
   no-annealing asymptote of ``g``; so a cosine run can look worse than a constant one for most of
   training and overtake it at the end.
 * **shapes of real runs**: overfitting after a peak (10%), collapse to the worst end (4%),
-  Gaussian noise ``ln sigma ~ N(-4.2, 1)`` scaled by ``0.4 + 0.6 r_t`` (annealed runs are less
+  Gaussian noise ``ln sigma ~ N(-4.2, 1)`` (30% nearly noiseless, ``ln sigma ~ U(ln 1e-4,
+  ln 3e-3)``, as in ``"extended-v2"``) scaled by ``0.4 + 0.6 r_t`` (annealed runs are less
   noisy), values below 0 clipped to 0 as the normaliser does.
 
 Schedules are sampled from the families of :mod:`search.schedules` with broad parameters
@@ -32,8 +33,8 @@ early), linear, exponential, one-cycle, warmup-stable-decay, TaskSet's linear x 
 cosine with warm restarts and random piecewise-constant drops, 25% of them with a linear warm-up.
 
 Mixture (``SchedulePrior``): 65% schedule-law curves; 25% curves of the schedule-free
-``"sweepcast"`` prior with the features of a constant schedule (so the model keeps every shape it
-knew for trials whose rate never changes); 10% ``"sweepcast"`` curves paired with a random
+``"sweepcast-v2"`` prior with the features of a constant schedule (so the model keeps every shape it
+knew for trials whose rate never changes); 10% ``"sweepcast-v2"`` curves paired with a random
 schedule they ignore (a declared schedule that does not matter, e.g. a decay too small to show, so
 the model never trusts the schedule blindly).
 """
@@ -151,8 +152,10 @@ def _families(tau: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.nan_to_num(g, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
-def sample_law_curves(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noisy schedule-following curves (n, m) for per-step rates ``lr`` (n, m) with peak 1."""
+def sample_law_curves(lr: np.ndarray, rng: np.random.Generator,
+                      low_noise: float = 0.3) -> np.ndarray:
+    """Noisy schedule-following curves (n, m) for per-step rates ``lr`` (n, m) with peak 1;
+    a ``low_noise`` share is nearly noiseless (as ``"extended-v2"``: averaged replicas)."""
     n, m = lr.shape
     t = np.arange(1, m + 1, dtype=np.float64)
     rho = rng.uniform(0.3, 1.0, n)[:, None]
@@ -176,7 +179,9 @@ def sample_law_curves(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     f = f - np.where(over, drop, 0.0)[:, None] * f * (1.0 - np.exp(-dt / rate[:, None]))
     f = np.clip(f, 0.0, 1.0)
 
-    sigma = np.exp(rng.normal(-4.2, 1.0, n))[:, None] * (0.4 + 0.6 * lr)
+    ln_sigma = np.where(rng.random(n) < low_noise,
+                        rng.uniform(np.log(1e-4), np.log(3e-3), n), rng.normal(-4.2, 1.0, n))
+    sigma = np.exp(ln_sigma)[:, None] * (0.4 + 0.6 * lr)
     y = np.maximum(f + sigma * rng.standard_normal((n, m)), 0.0)
     coll = rng.random(n) < 0.04
     tc = rng.integers(2, m + 1, n)
@@ -198,7 +203,7 @@ class SchedulePrior:
     n_covariates = N_COVARIATES
 
     def __init__(self, horizon: int = HORIZON, weights: tuple[float, float, float] = (0.65, 0.25, 0.10),
-                 base: str = "sweepcast"):
+                 base: str = "sweepcast-v2"):
         if horizon < 2:
             raise ValueError(f"horizon must be >= 2, got {horizon!r}")
         w = np.asarray(weights, dtype=np.float64)
