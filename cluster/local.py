@@ -555,23 +555,34 @@ def raylet_pid(state: ClusterState, node_name: str) -> int:
 
 
 def down(run_dir: Path | None = None, *, timeout_s: float = 30.0) -> list[int]:
-    """Stop exactly the processes ``up`` started from ``run_dir``; idempotent.
+    """Stop exactly the processes ``up`` started from ``run_dir``; see :func:`stop`.
 
-    Workers are stopped before the head. Each node's ``ray start --block`` gets SIGTERM (it
-    then shuts its raylet, agents and workers down); after ``timeout_s`` survivors and any
-    other process carrying this cluster's marker get SIGKILL. The temp dirs are removed and
-    ``cluster.json`` is renamed to ``cluster.json.stopped``.
-
-    Returns:
-        The PIDs that were signalled.
+    ``cluster.json`` is renamed to ``cluster.json.stopped`` afterwards.
 
     Raises:
         ClusterError: nothing is recorded in ``run_dir``.
     """
-    import shutil
-
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     state = load_state(run_dir)
+    signalled = stop(state, timeout_s=timeout_s)
+    path = Path(run_dir) / STATE_FILE
+    if path.exists():
+        os.replace(path, path.with_name(STATE_FILE + ".stopped"))
+    return signalled
+
+
+def stop(state: ClusterState, *, timeout_s: float = 30.0) -> list[int]:
+    """Stop the processes of ``state``'s cluster; idempotent.
+
+    Workers are stopped before the head. Each node's ``ray start --block`` gets SIGTERM (it
+    then shuts its raylet, agents and workers down); after ``timeout_s`` survivors and any
+    other process carrying this cluster's marker get SIGKILL. The nodes' temp dirs are removed.
+
+    Returns:
+        The PIDs that were signalled.
+    """
+    import shutil
+
     signalled: list[int] = []
     ordered = [n for n in state.nodes if n.role == "worker"] + [
         n for n in state.nodes if n.role == "head"
@@ -596,8 +607,6 @@ def down(run_dir: Path | None = None, *, timeout_s: float = 30.0) -> list[int]:
         _reap(n.pid)
         if n.temp_dir.startswith("/tmp/sc-"):
             shutil.rmtree(n.temp_dir, ignore_errors=True)
-    path = Path(run_dir) / STATE_FILE
-    os.replace(path, path.with_name(STATE_FILE + ".stopped"))
     return signalled
 
 

@@ -256,6 +256,45 @@ def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
     return mismatched
 
 
+def _reclose_lost_ends(inner: Any, tracker_state: dict[str, Any], cfg: Any,
+                       ledger: Any) -> list[str]:
+    """Re-record the end of trials that the tracker ended before the crash but whose end
+    never reached MLflow (the driver died with it still queued); returns their ids.
+
+    MLflow is read back through :func:`orchestrator.tracking.reader.read_sweep`; a trial whose
+    run still says ``running`` there is ended again with its recorded status and summary.
+    """
+    terminal = {t: i.get("status") for t, i in (tracker_state.get("trials") or {}).items()
+                if i.get("status") in TERMINAL}
+    parent = tracker_state.get("parent_run_id")
+    if not terminal or not parent:
+        return []
+    try:
+        from orchestrator.tracking.reader import read_sweep
+
+        rec = read_sweep(parent, experiment=tracker_state.get("experiment_id"),
+                         metric=cfg.metric, mode=cfg.mode, max_epochs=cfg.max_epochs)
+    except Exception:
+        log.warning("could not read the sweep back from MLflow", exc_info=True)
+        return []
+    in_mlflow = {t.trial_id: t.status for t in rec.trials}
+    fixed = []
+    for tid, status in sorted(terminal.items()):
+        if in_mlflow.get(tid) != "running":
+            continue
+        r = ledger.trials.get(tid)
+        summary: dict[str, float] = {}
+        if r is not None:
+            summary["epochs"] = float(r.epochs)
+            if r.best is not None:
+                summary[f"best_{cfg.metric}"] = r.best
+        with inner._lock:  # end_trial is idempotent per status: let it record this end again
+            inner._trial_status[tid] = "running"
+        inner.end_trial(tid, status, summary)
+        fixed.append(tid)
+    return fixed
+
+
 def _bump_resumes(exp_dir: Path) -> int:
     path = exp_dir / MANIFEST_FILE
     data = json.loads(path.read_text())
@@ -319,6 +358,7 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     from orchestrator.tracking.registry import register_tracker, unregister_tracker
 
     key = str(exp_dir)
+    inner = tracker
     try:  # the runner's live status line and plot artifacts, as in `sweepcast run`
         from orchestrator.progress import attach_views
     except ImportError:  # pragma: no cover
@@ -354,6 +394,7 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
         tags={"sweepcast.experiment_dir": key, "sweepcast.ray": where,
               "sweepcast.resumes": str(resumes)},
     )
+    reclosed = _reclose_lost_ends(inner, tracker_state, cfg, ledger)
     counts = ledger.counts()
     _say(out, f"resuming sweep {cfg.name} from {exp_dir} on {where}")
     _say(out, f"tracking: {getattr(tracker, 'masked_uri', '')}, parent run {parent} (reused)")
@@ -362,6 +403,9 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
               "checkpoints")
     for tid, (st, _) in sorted(ended.items()):
         _say(out, f"note: {tid} ended ({st}) after Tune's last snapshot; kept as {st}")
+    for tid in reclosed:
+        _say(out, f"note: {tid}: its end had not reached MLflow before the interruption; "
+                  "recorded now")
     for tid in mismatched:  # only if the snapshot could not be reconciled
         _say(out, f"warning: {tid} ended before the interruption but Tune resumes it")
     t0 = time.monotonic()

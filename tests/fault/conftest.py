@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.local import ClusterState, down, up
+from cluster.local import ClusterState, stop, up
 
 # Notice a dead node within ~3 s instead of Ray's default ~30 s.
 FAST_HEALTH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3,
@@ -39,7 +39,7 @@ def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterS
     try:
         yield state
     finally:
-        down(run_dir)
+        stop(state)  # from memory: works even if the run dir was cleaned up
 
 
 @pytest.fixture()
@@ -49,6 +49,6 @@ def fresh_cluster(tmp_path: Path) -> Iterator[ClusterState]:
     try:
         yield state
     finally:
-        down(tmp_path / "cluster")
+        stop(state)
 
 

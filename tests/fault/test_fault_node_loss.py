@@ -31,14 +31,14 @@ def test_worker_raylet_sigkill_retries_trials_on_remaining_node(
     fresh_cluster: ClusterState, mlflow_server: str, tmp_path: Path
 ) -> None:
     name = "fault-node-loss"
-    max_epochs = 10
+    max_epochs = 12
     cfg = write_config(
         tmp_path / "sweep.yaml", name, tmp_path / "results",
         max_epochs=max_epochs,
         failure={"max_failures": 3},
         search={"algorithm": "grid", "seed": 0, "space": {
             "x": {"type": "grid", "values": [0.3, 0.5, 0.7, 0.9]},
-            "sleep": {"type": "choice", "values": [0.6]},
+            "sleep": {"type": "choice", "values": [1.0]},
             "fail_above": {"type": "choice", "values": [-1.0]},
         }},
     )
@@ -48,9 +48,10 @@ def test_worker_raylet_sigkill_retries_trials_on_remaining_node(
     run = SweepRun.start(["run", str(cfg)], env, tmp_path, tmp_path / "run.out")
 
     def on_victim_with_progress() -> list[str]:
+        # trials on worker-0 that are well into training but far from done
         pts = reported_points(logs)
         return [t for t, ps in pts.items() if ps and ps[-1]["node_id"] == victim.node_id
-                and len(ps) >= 3]
+                and 3 <= len(ps) <= max_epochs - 5]
 
     on_victim = wait_for(on_victim_with_progress, 240, "a trial with 3 epochs on worker-0",
                          run=run)
