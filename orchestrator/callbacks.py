@@ -134,6 +134,8 @@ class SweepCallback(Callback):
         time_attr: the result key holding the epoch.
         out: where progress lines go (``None``: silent).
         status_every_s: at most one "progress" summary line per this many seconds.
+        scheduler: the stop reason recorded for a trial a scheduler stopped without a verdict
+            (Ray's ASHA / median / HyperBand give none): the scheduler's name.
     """
 
     def __init__(
@@ -144,8 +146,10 @@ class SweepCallback(Callback):
         out: TextIO | None = sys.stdout,
         status_every_s: float = 15.0,
         clock: Any = time.monotonic,
+        scheduler: str = "scheduler",
     ) -> None:
         self.sweep_key = sweep_key
+        self.scheduler = scheduler
         self.ledger = ledger
         self.time_attr = time_attr
         self.out = out
@@ -232,10 +236,11 @@ class SweepCallback(Callback):
         rec.stop_reason = reason if pruned else None
         self._call("end_trial", "end_trial", tid, rec.status, self._summary(rec))
         if pruned and reason is None:
-            self._call("set_tags", "set_tags", tid, {"sweepcast.stop_reason": "scheduler"})
+            rec.stop_reason = self.scheduler
+            self._call("set_tags", "set_tags", tid, {"sweepcast.stop_reason": self.scheduler})
         detail = f"epoch {rec.epochs}/{self.ledger.max_epochs}  {self._best(rec)}"
         if pruned:
-            detail += f"  (stop: {reason or 'scheduler'})"
+            detail += f"  (stop: {rec.stop_reason})"
         self._line(rec.status, tid, detail)
         self._changed = True
 

@@ -332,7 +332,11 @@ def _run(
             failure_config=tune.FailureConfig(max_failures=cfg.failure.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop={"epoch": int(cfg.max_epochs)},
-            callbacks=[SweepCallback(key, ledger, out=out), scoring_cb, *extra_callbacks],
+            callbacks=[
+                SweepCallback(key, ledger, out=out, scheduler=cfg.pruning.scheduler),
+                scoring_cb,
+                *extra_callbacks,
+            ],
             verbose=0,
         ),
     )
