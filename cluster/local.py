@@ -451,36 +451,44 @@ def up(
         specs.append((name, "worker", res))
     try:
         for name, role, res in specs:
-            temp_dir = _short_temp_dir()
-            custom = {k: v for k, v in res.items() if k not in ("CPU", "GPU")}
-            cmd = _node_cmd(
-                head=role == "head",
-                name=name,
-                host=host,
-                gcs_address=gcs_address,
-                gcs_port=gcs_port,
-                dashboard_port=dash_port,
-                num_cpus=res.get("CPU", 0),
-                num_gpus=res.get("GPU", 0),
-                resources=custom,
-                object_store_bytes=object_store_mb * 1024 * 1024,
-                temp_dir=temp_dir,
-                system_config=system_config,
-            )
-            logs[name] = run_dir / f"{name}.log"
-            proc = _spawn(cmd, logs[name], env)
-            procs[name] = proc
-            state.nodes.append(
-                NodeState(name=name, role=role, pid=proc.pid, node_id="", resources=res,
-                          log=str(logs[name]), temp_dir=temp_dir)
-            )
-            _write_state(state)  # so `down` can clean up even if we die half-way
-            if role == "head":
-                _wait_port(host, gcs_port, proc, logs[name], timeout_s)
-        ids = _wait_nodes(gcs_address, [n.name for n in state.nodes], procs, logs, timeout_s,
-                          auth)
-        for n in state.nodes:
-            n.node_id = ids[n.name]
+            # One node at a time, each retried once: Ray gives a starting raylet a fixed 30 s
+            # to register, which a loaded machine can miss when several start at once.
+            for attempt in (1, 2):
+                temp_dir = _short_temp_dir()
+                custom = {k: v for k, v in res.items() if k not in ("CPU", "GPU")}
+                cmd = _node_cmd(
+                    head=role == "head",
+                    name=name,
+                    host=host,
+                    gcs_address=gcs_address,
+                    gcs_port=gcs_port,
+                    dashboard_port=dash_port,
+                    num_cpus=res.get("CPU", 0),
+                    num_gpus=res.get("GPU", 0),
+                    resources=custom,
+                    object_store_bytes=object_store_mb * 1024 * 1024,
+                    temp_dir=temp_dir,
+                    system_config=system_config,
+                )
+                logs[name] = run_dir / f"{name}.log"
+                proc = _spawn(cmd, logs[name], env)
+                procs[name] = proc
+                state.nodes = [n for n in state.nodes if n.name != name]
+                state.nodes.append(
+                    NodeState(name=name, role=role, pid=proc.pid, node_id="", resources=res,
+                              log=str(logs[name]), temp_dir=temp_dir)
+                )
+                _write_state(state)  # so `down` can clean up even if we die half-way
+                try:
+                    if role == "head":
+                        _wait_port(host, gcs_port, proc, logs[name], timeout_s)
+                    ids = _wait_nodes(gcs_address, [name], {name: proc}, logs, timeout_s, auth)
+                    state.nodes[-1].node_id = ids[name]
+                    break
+                except ClusterError:
+                    if attempt == 2 or proc.poll() is None:
+                        raise
+                    _reap(proc.pid)  # it exited while starting: try once more
         if dash_port:
             _wait_port(host, dash_port, procs[HEAD_NAME], logs[HEAD_NAME], timeout_s)
     except BaseException:

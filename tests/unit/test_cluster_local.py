@@ -102,9 +102,10 @@ def test_submit_status_logs_stop(cluster_dir: Path, tmp_path: Path, mlflow_serve
     (wd / "sweep.yaml").write_text(yaml.safe_dump(base))
     (wd / "long.yaml").write_text(yaml.safe_dump({**base, "name": "long", "max_epochs": 200,
                                                   "num_samples": 1}))
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server)
-    env.pop("RAY_ADDRESS", None)
-    env.pop("RAY_API_SERVER_ADDRESS", None)
+    plain = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server)
+    for k in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE"):
+        plain.pop(k, None)
+    env = {**plain, **state.client_env()}  # what `cluster up` tells the user to export
 
     # submit, follow to the end: exit 0 iff SUCCEEDED; the sweep's own output comes through
     res = _cli("submit", "sweep.yaml", "--address", state.dashboard_url, "--working-dir",
@@ -112,7 +113,8 @@ def test_submit_status_logs_stop(cluster_dir: Path, tmp_path: Path, mlflow_serve
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "submitted sweep 'submitted' as job sc-ok" in res.stdout
     assert "SUCCEEDED" in res.stderr
-    logs = _cli("logs", "sc-ok", "--run-dir", str(cluster_dir), env=env)  # address from run dir
+    # address and token use taken from the cluster's run dir alone
+    logs = _cli("logs", "sc-ok", "--run-dir", str(cluster_dir), env=plain)
     assert logs.returncode == 0 and "submitted" in logs.stdout
     st = _cli("status", "sc-ok", "--address", state.dashboard_url, env=env)
     assert st.returncode == 0 and "SUCCEEDED" in st.stdout
