@@ -138,3 +138,39 @@ def _print_state(state) -> None:  # type: ignore[no-untyped-def]
         alive = "alive" if _pid_alive(n.pid) else "DEAD"
         click.echo(f"  {n.name:<20} {n.role:<6} pid {n.pid:<7} {alive:<5} "
                    f"node {n.node_id[:12] or '?'}  {res}")
+
+
+@command.command("check")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_cmd(files: tuple[Path, ...]) -> None:
+    """Validate cluster manifests offline: Ray cluster-launcher YAML (Ray's own schema and
+    checks) and KubeRay RayCluster / RayJob documents. Exit 0 if all are valid, 2 if not."""
+    from cluster.validate import ManifestError, check_kuberay, check_launcher, load_docs
+
+    bad = 0
+    for f in files:
+        try:
+            docs = load_docs(f)
+        except Exception as e:  # noqa: BLE001 - YAML errors: report and go on
+            click.echo(f"{f}: cannot parse: {e}", err=True)
+            bad += 1
+            continue
+        for i, doc in enumerate(docs):
+            where = f"{f}" if len(docs) == 1 else f"{f}[{i}]"
+            kind = doc.get("kind") if isinstance(doc, dict) else None
+            try:
+                if isinstance(doc, dict) and "provider" in doc and "cluster_name" in doc:
+                    check_launcher(doc, where)
+                    click.echo(f"{where}: valid Ray cluster-launcher config")
+                elif kind in ("RayCluster", "RayJob"):
+                    check_kuberay(doc, where)
+                    click.echo(f"{where}: valid {kind}")
+                else:
+                    click.echo(f"{where}: {kind or 'document'} not checked")
+            except ManifestError as e:
+                bad += 1
+                for p in e.problems:
+                    click.echo(f"{where}: {p}", err=True)
+    if bad:
+        raise SystemExit(2)

@@ -203,3 +203,21 @@ def test_kuberay_config_holds_a_valid_sweep_and_no_secret_values() -> None:
     sweep = yaml.safe_load(docs[("ConfigMap", "sweepcast-sweep")]["data"]["sweep.yaml"])
     cfg = SweepConfig.model_validate(sweep)
     assert cfg.resources.gpu == 1
+
+
+def test_cluster_check_command(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    ok = CliRunner().invoke(main, ["cluster", "check", str(LAUNCHER), str(RAYCLUSTER),
+                                   str(RAYJOB), str(KCONFIG)])
+    assert ok.exit_code == 0, ok.output
+    assert "valid Ray cluster-launcher config" in ok.output and "valid RayJob" in ok.output
+    doc = load_docs(RAYCLUSTER)[0]
+    doc["spec"]["workerGroupSpecs"][0]["maxReplicas"] = "four"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(main, ["cluster", "check", str(bad)])
+    assert res.exit_code == 2
+    assert "workerGroupSpecs.0.maxReplicas" in res.output
