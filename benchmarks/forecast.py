@@ -262,6 +262,10 @@ def summarise(cells, latency) -> dict:
     if all("pfn" in v and "parametric" in v for v in by.values()) and by:
         wins = [v["pfn"]["loglik"] > v["parametric"]["loglik"] for v in by.values()]
         s["pfn_beats_parametric_loglik_frac"] = float(np.mean(wins))
+        for cut in CUTOFFS:
+            w = [v["pfn"]["loglik"] > v["parametric"]["loglik"] for k, v in by.items() if k[2] == cut]
+            if w:
+                s[f"pfn_beats_parametric_loglik_frac_cutoff{cut}"] = float(np.mean(w))
     for nm in {c["model"] for c in cells}:
         cs = [c for c in cells if c["model"] == nm]
         n = sum(c["n"] for c in cs)

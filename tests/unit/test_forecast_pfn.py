@@ -60,6 +60,7 @@ def _prior_forecast(net: PFN, n: int, seed: int):
     return PFNForecast(probs, net.bar.borders.double().numpy(), []), b
 
 
+@pytest.mark.slow
 def test_calibrated_on_held_out_prior_curves(net):
     """The 90% central interval covers 85-95% of held-out prior curves' final values.
 
