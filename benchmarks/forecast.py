@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from search.forecast import Curve, get_model  # noqa: E402
-from search.forecast.normalise import fit_value_map  # noqa: E402
+from search.forecast import Curve, get_model
+from search.forecast.normalise import fit_value_map
 
 CUTOFFS = (0.1, 0.2, 0.4, 0.8)
 H = 0.005

@@ -46,6 +46,14 @@ def get_model(name: str, **kwargs) -> CurveModel:
 
 
 __all__ = [
-    "Curve", "CurveModel", "Forecast", "LastValueModel", "Mode", "SampleForecast",
-    "check_batch", "check_curve", "get_model", "MODEL_NAMES",
+    "MODEL_NAMES",
+    "Curve",
+    "CurveModel",
+    "Forecast",
+    "LastValueModel",
+    "Mode",
+    "SampleForecast",
+    "check_batch",
+    "check_curve",
+    "get_model",
 ]

@@ -39,8 +39,8 @@ units: ``cdf_user(v) = F(y(v))`` for ``max`` and ``1 - F(y(v))`` for ``min``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -17,8 +17,8 @@ against); keep ``n_steps`` small in tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -57,7 +57,7 @@ class PFNConfig:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "PFNConfig":
+    def from_json(cls, text: str) -> PFNConfig:
         d = json.loads(text)
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known

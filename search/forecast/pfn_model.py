@@ -9,9 +9,9 @@ so quantiles, CDF and mean come back in the user's units.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -33,8 +33,9 @@ A new prior registers itself with :func:`register_prior`; one that returns covar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def sample_cutoffs(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
 
 def _lcpfn_candidates(k: int, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Noiseless candidate curves, shape (k, m), before rejection."""
-    col = lambda a: a[:, None]  # noqa: E731
+    col = lambda a: a[:, None]
     # pow3: c - a * t^-alpha
     a = rng.uniform(-0.6, 0.6, k)
     c = rng.uniform(0.0, 1.25, k)

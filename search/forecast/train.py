@@ -32,7 +32,6 @@ import torch
 from search.forecast.pfn import PFN, PFNConfig, make_borders, save_pfn
 from search.forecast.prior import PriorBatch, get_prior
 
-
 MAX_CONTEXT = 48  # context tokens per curve; the forecaster subsamples longer prefixes to this
 
 

@@ -42,7 +42,7 @@ def test_context_masks_keep_last_point_and_cap_length():
     pos = np.arange(1, 101)[None, :]
     assert not np.any(ctx & (pos > b.cutoff[:, None]))
     assert np.array_equal(tgt, pos > b.cutoff[:, None])
-    x, y, c, oi, yq, cov = compact(b, ctx, np.random.default_rng(2), 5)
+    x, _y, c, oi, yq, cov = compact(b, ctx, np.random.default_rng(2), 5)
     assert oi.shape == (200, 5) and cov is None
     assert torch.all(yq[:, -1] == torch.as_tensor(b.y[:, -1], dtype=torch.float32))
     xq = torch.gather(x, 1, oi)

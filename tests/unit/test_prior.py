@@ -88,7 +88,7 @@ def test_v2_adds_nearly_noiseless_curves_and_leaves_extended_unchanged():
 
     a = get_prior("extended").sample(2000, np.random.default_rng(5))
     b = get_prior("extended-v2").sample(2000, np.random.default_rng(5))
-    live = lambda batch: batch.y[:, -1] > 0  # noqa: E731  (collapsed curves are exactly 0)
+    live = lambda batch: batch.y[:, -1] > 0
     quiet_a = np.mean(resid_sd(a.y[live(a)]) < 2e-3)
     quiet_b = np.mean(resid_sd(b.y[live(b)]) < 2e-3)
     assert quiet_b > quiet_a + 0.15
