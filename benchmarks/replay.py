@@ -212,6 +212,48 @@ def cmd_scale(args) -> None:
     (OUT / args.out).write_text(json.dumps(out, indent=1))
 
 
+def cmd_report(args) -> None:
+    """Markdown tables from result JSONs: summary per scheduler, per-task, LOTO."""
+    rows: list[dict] = []
+    for f in args.files:
+        rows.extend(json.loads(Path(f).read_text())["results"])
+    from search.replay.run import summarize
+
+    print("| scheduler | tasks x seeds | median speed-up | mean rel. regret | best killed | "
+          "decision p50 / p99 (us CPU) | replay s/run |")
+    print("|---|---|---|---|---|---|---|")
+    for sm in summarize(rows):
+        rs = [r for r in rows if r["scheduler"] == sm["scheduler"]]
+        rep = np.median([r.get("replay_s", np.nan) for r in rs])
+        print(f"| {sm['scheduler']} | {sm['runs']} | {sm['speedup_median']:.1f}x | "
+              f"{100 * sm['regret_rel_mean']:.2f}% | {100 * sm['best_killed_frac']:.0f}% | "
+              f"{np.median([r['decision_us_p50'] for r in rs]):.0f} / "
+              f"{np.median([r['decision_us_p99'] for r in rs]):.0f} | {rep:.1f} |")
+    if args.per_task:
+        names = [s for s in args.per_task.split(",")]
+        tasks = sorted({r["task"] for r in rows})
+        print()
+        print("| task | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for t in tasks:
+            cells = []
+            for n in names:
+                rs = [r for r in rows if r["task"] == t and r["scheduler"] == n]
+                if not rs:
+                    cells.append("-")
+                    continue
+                cells.append(f"{np.mean([r['speedup'] for r in rs]):.1f}x / "
+                             f"{100 * np.mean([r['regret_rel'] for r in rs]):.1f}% / "
+                             f"{sum(r['best_killed'] for r in rs)}/{len(rs)}")
+            short = t.replace("FixedTextRNNClassification_imdb_", "imdb_")
+            print(f"| {short} | " + " | ".join(cells) + " |")
+    if args.loto:
+        cur = [r for r in rows if r["scheduler"].startswith("curve")]
+        lo = leave_one_task_out(cur)
+        print()
+        print(json.dumps(lo["summary"]), json.dumps(lo["picks"], indent=1))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -246,6 +288,11 @@ def main(argv=None) -> None:
     c.add_argument("--weights", default=None)
     c.add_argument("--out", default="replay_scale.json")
     c.set_defaults(fn=cmd_scale)
+    r = sub.add_parser("report")
+    r.add_argument("files", nargs="+")
+    r.add_argument("--per-task", default="")
+    r.add_argument("--loto", action="store_true")
+    r.set_defaults(fn=cmd_report)
     a = p.parse_args(argv)
     a.fn(a)
 
