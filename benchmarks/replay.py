@@ -79,7 +79,7 @@ def _label(v: dict) -> str:
 def cmd_sweep(args) -> None:
     from search.policy import PolicyConfig
     from search.replay.data import load_curves
-    from search.replay.run import curve_scheduler, format_table, run_all, summarize  # noqa: F401
+    from search.replay.run import curve_scheduler, format_table, run_all, summarize
 
     tasks = load_curves(args.curves, None if not args.tasks else set(args.tasks.split(",")))
     model = _model(args.model, args.weights)

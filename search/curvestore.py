@@ -137,7 +137,7 @@ class CurveStore:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CurveStore":
+    def from_dict(cls, data: dict) -> CurveStore:
         longest = max((len(p) for p in data.values()), default=1)
         st = cls(capacity=max(len(data), 1), length=max(longest, 1))
         for tid, pts in data.items():

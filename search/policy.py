@@ -214,7 +214,7 @@ def grid_cdf(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
         forecast equal to ``x`` gives P(final > x) = 0: strictly beating is required).
     """
     qs = QUANTILE_GRID
-    n, k = grid.shape
+    k = grid.shape[1]
     idx = (grid <= x[:, None]).sum(axis=1)  # number of grid values <= x
     out = np.where(idx >= k, 1.0, 0.0)
     mid = (idx > 0) & (idx < k)

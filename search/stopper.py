@@ -19,10 +19,10 @@ verdicts (no model, no pickle); forecasts are recomputed after a restore.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
-import bisect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,7 +47,7 @@ STATE_VERSION = 1
 class _Top2:
     """The best two (value, owner) pairs, to get 'best among the others' in O(1)."""
 
-    __slots__ = ("v1", "o1", "v2")
+    __slots__ = ("o1", "v1", "v2")
 
     def __init__(self) -> None:
         self.v1, self.o1, self.v2 = -math.inf, -1, -math.inf
@@ -237,8 +237,7 @@ class CurveStopper:
         self._alive[r] = True
         v = self.sign * v_user
         if math.isfinite(v):
-            if v > self._best[r]:
-                self._best[r] = v
+            self._best[r] = max(self._best[r], v)
             self._best_seen.push(v, r)
             self._same_step.setdefault(st, _Top2()).push(v, r)
             bisect.insort(self._step_vals.setdefault(st, []), v)
@@ -387,14 +386,14 @@ class CurveStopper:
         self.__dict__.update(fresh.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict, model: CurveModel, **kw) -> "CurveStopper":
+    def from_dict(cls, data: dict, model: CurveModel, **kw) -> CurveStopper:
         cfg = PolicyConfig(**data["config"])
         s = cls(model, horizon=float(data["horizon"]), mode=data["mode"], config=cfg, **kw)
         s.load_dict(data)
         return s
 
 
-def resolve_model(spec: "str | CurveModel") -> CurveModel:
+def resolve_model(spec: str | CurveModel) -> CurveModel:
     """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``."""
     if isinstance(spec, CurveModel):
         return spec

@@ -15,12 +15,21 @@ Ray and Optuna are imported inside the functions that need them.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from search.replay.sim import (
-    COMPLETED, CONTINUE, PAUSE, PAUSED, PENDING, RUNNING, STOP, STOPPED, ReplayScheduler, Simulation,
+    COMPLETED,
+    CONTINUE,
+    PAUSE,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    STOP,
+    STOPPED,
+    ReplayScheduler,
+    Simulation,
 )
 
 TIME_ATTR = "epoch"
@@ -33,7 +42,7 @@ _RAY_STATUS = {PENDING: "PENDING", RUNNING: "RUNNING", PAUSED: "PAUSED",
 class _FakeTrial:
     """The parts of ``ray.tune.experiment.Trial`` that schedulers read."""
 
-    __slots__ = ("trial_id", "_sim", "_i", "is_saving", "config", "last_result")
+    __slots__ = ("_i", "_sim", "config", "is_saving", "last_result", "trial_id")
 
     def __init__(self, trial_id: str, sim: Simulation, i: int):
         self.trial_id, self._sim, self._i = trial_id, sim, i
@@ -52,7 +61,7 @@ class _FakeTrial:
 class _FakeController:
     """The parts of Tune's ``TuneController`` that schedulers call."""
 
-    def __init__(self, owner: "RayReplay"):
+    def __init__(self, owner: RayReplay):
         self.owner = owner
 
     def get_trials(self):
@@ -120,7 +129,10 @@ def ray_peer(name: str, horizon: int, mode: str):
     ``fifo``: ``FIFOScheduler``.
     """
     from ray.tune.schedulers import (
-        AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule,
+        AsyncHyperBandScheduler,
+        FIFOScheduler,
+        HyperBandScheduler,
+        MedianStoppingRule,
     )
 
     kw = dict(metric=METRIC, mode=mode, time_attr=TIME_ATTR)

@@ -9,13 +9,20 @@ through the Ray ``CurveScheduler``, to show the adapter decides identically), an
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from search.forecast.base import CurveModel
 from search.policy import PolicyConfig
-from search.replay.sim import CurveReplayScheduler, FifoReplay, ReplayScheduler, RunResult, Task, replay
+from search.replay.sim import (
+    CurveReplayScheduler,
+    FifoReplay,
+    ReplayScheduler,
+    RunResult,
+    Task,
+    replay,
+)
 from search.stopper import CurveStopper
 
 CURVE_NAMES = ("curve", "curve-tune")

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class Task:
     def horizon(self) -> int:
         return int(self.values.shape[1])
 
-    def subset(self, idx: np.ndarray) -> "Task":
+    def subset(self, idx: np.ndarray) -> Task:
         return Task(self.benchmark, self.task, self.metric, self.mode,
                     tuple(self.config_ids[i] for i in idx), self.values[idx],
                     None if self.durations is None else self.durations[idx])
@@ -90,7 +91,7 @@ class ReplayScheduler:
 
     name = "scheduler"
 
-    def bind(self, sim: "Simulation") -> None:
+    def bind(self, sim: Simulation) -> None:
         self.sim = sim
 
     def add(self, tid: str) -> None:

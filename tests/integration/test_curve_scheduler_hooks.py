@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("ray")
 
-from ray.tune.experiment import Trial  # noqa: E402
-from ray.tune.schedulers import TrialScheduler  # noqa: E402
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
 
-from search.adapters.ray_tune import CurveScheduler  # noqa: E402
+from search.adapters.ray_tune import CurveScheduler
 
 
 class FakeTrial:

@@ -13,10 +13,17 @@ from click.testing import CliRunner
 from search.forecast.base import LastValueModel
 from search.policy import PolicyConfig
 from search.replay.data import load_curves
-from search.replay.sim import (
-    CONTINUE, STOP, FifoReplay, ReplayScheduler, Simulation, StopAtReplay, Task, replay,
-)
 from search.replay.run import curve_scheduler, run_all
+from search.replay.sim import (
+    CONTINUE,
+    STOP,
+    FifoReplay,
+    ReplayScheduler,
+    Simulation,
+    StopAtReplay,
+    Task,
+    replay,
+)
 
 NAN = math.nan
 
@@ -33,7 +40,7 @@ def run(task, sched, workers=2):
 
 
 def test_fifo_runs_every_epoch_and_has_no_regret():
-    sim, r = run(tiny(), FifoReplay())
+    _, r = run(tiny(), FifoReplay())
     assert r.epochs == 12 == r.fifo_epochs and r.speedup == 1.0
     assert r.regret == 0.0 and r.regret_rel == 0.0 and not r.best_killed
     assert r.n_completed == 3
@@ -41,7 +48,7 @@ def test_fifo_runs_every_epoch_and_has_no_regret():
 
 
 def test_stop_everything_at_epoch_one():
-    sim, r = run(tiny(), StopAtReplay(1))
+    _, r = run(tiny(), StopAtReplay(1))
     assert r.epochs == 3 and r.speedup == 4.0
     assert r.n_completed == 0 and r.best_killed
     # nothing completed: regret is the gap to the worst final (0.9 - 0.5), median 0.7
@@ -61,7 +68,7 @@ class KillConfig(ReplayScheduler):
 
 @pytest.mark.parametrize("mode,finals", [("max", (0.5, 0.9, 0.7)), ("min", (0.5, 0.1, 0.3))])
 def test_regret_arithmetic_when_the_best_config_is_killed(mode, finals):
-    sim, r = run(tiny(mode, finals), KillConfig("t00001", 2))
+    _, r = run(tiny(mode, finals), KillConfig("t00001", 2))
     assert r.epochs == 4 + 2 + 4
     assert r.best_killed
     # best 0.9 (0.1 for min) lost; best completed 0.7 (0.3); median 0.7 (0.3)
@@ -74,9 +81,9 @@ def test_diverged_final_counts_as_worst_and_median_over_finite():
     vals = t.values.copy()
     vals[0, 2:] = NAN
     t = Task(t.benchmark, t.task, t.metric, t.mode, t.config_ids, vals)
-    sim, r = run(t, KillConfig("t00003", 1))  # kill the 0.6 one
+    _, r = run(t, KillConfig("t00003", 1))  # kill the 0.6 one
     assert r.regret == 0.0
-    sim, r = run(t, KillConfig("t00001", 1))  # kill the best
+    _, r = run(t, KillConfig("t00001", 1))  # kill the best
     # completed finite finals: 0.7, 0.6 -> regret 0.2; median of (0.9, 0.7, 0.6) = 0.7
     assert r.regret == pytest.approx(0.2) and r.regret_rel == pytest.approx(1.0)
 
@@ -92,7 +99,7 @@ def test_results_arrive_in_time_order_with_durations():
 
     dur = np.array([[1.0] * 4, [3.0] * 4])
     t = Task(t.benchmark, t.task, t.metric, t.mode, t.config_ids, t.values, dur)
-    sim, r = run(t, Spy(), workers=2)
+    _, r = run(t, Spy(), workers=2)
     # at time 3 both report: t1 started its epoch (at 0) before t0 started its 3rd (at 2)
     assert seen[:5] == [(0, 1), (0, 2), (1, 1), (0, 3), (0, 4)]
     assert r.makespan == 12.0
@@ -148,7 +155,7 @@ def test_cli_writes_the_documented_json(tmp_path):
 
     rows = []
     for i, f in enumerate(np.linspace(0.2, 0.9, 12)):
-        for e in range(0, 9):
+        for e in range(9):
             rows.append(("b", "T", f"{i:03d}", e, f * (1 - 0.6 ** e), "acc", 1))
     write_csv(tmp_path / "b", rows)
     out = tmp_path / "r.json"
