@@ -295,6 +295,30 @@ def _reclose_lost_ends(inner: Any, tracker_state: dict[str, Any], cfg: Any,
     return fixed
 
 
+def _record_runless(tracker: Any, runless: dict[str, Any], cfg: Any, ledger: Any) -> list[str]:
+    """Create and end the runs of trials that ended before the crash but whose run never
+    reached MLflow (their points were still queued in the dead driver); returns their ids."""
+    done = []
+    for tid, status in sorted(runless.items()):
+        if status not in TERMINAL:
+            continue  # an unfinished one gets its run when Tune starts it again
+        r = ledger.trials.get(tid)
+        params = dict(r.params) if r is not None else {}
+        summary: dict[str, float] = {}
+        if r is not None:
+            summary["epochs"] = float(r.epochs)
+            if r.best is not None:
+                summary[f"best_{cfg.metric}"] = r.best
+        try:
+            tracker.start_trial(tid, params)
+            tracker.end_trial(tid, status, summary)
+        except Exception:
+            log.warning("could not record trial %s", tid, exc_info=True)
+            continue
+        done.append(tid)
+    return done
+
+
 def _bump_resumes(exp_dir: Path) -> int:
     path = exp_dir / MANIFEST_FILE
     data = json.loads(path.read_text())
@@ -335,6 +359,15 @@ def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
     tracker = make_tracker(cfg, exp_dir)  # checks MLflow answers before Ray starts
     try:
         tracker.restore(tracker_state)
+        # Trials whose run was never created in MLflow (the driver died with the creation
+        # queued) are forgotten, so that they get a proper run when they start again, or
+        # below (_record_runless) when they had already ended.
+        runless = {t: i.get("status") for t, i in (tracker_state.get("trials") or {}).items()
+                   if not i.get("run_id")}
+        with tracker._lock:
+            for t in runless:
+                tracker._trial_status.pop(t, None)
+                tracker._last_step.pop(t, None)
         from orchestrator import sweep
 
         quiet = getattr(sweep, "quiet_tune", None)  # the runner's Tune output settings
@@ -343,13 +376,13 @@ def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         where = init_ray(ray_address)
-        return _resume(cfg, tracker, tracker_state, exp_dir, out, where)
+        return _resume(cfg, tracker, tracker_state, exp_dir, out, where, runless)
     finally:
         tracker.close(timeout=60)
 
 
 def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path,
-            out: TextIO | None, where: str) -> Any:
+            out: TextIO | None, where: str, runless: dict[str, Any]) -> Any:
     from ray import tune
 
     from orchestrator.callbacks import Ledger, SweepCallback
@@ -395,6 +428,7 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
               "sweepcast.resumes": str(resumes)},
     )
     reclosed = _reclose_lost_ends(inner, tracker_state, cfg, ledger)
+    recorded = _record_runless(tracker, runless, cfg, ledger)
     counts = ledger.counts()
     _say(out, f"resuming sweep {cfg.name} from {exp_dir} on {where}")
     _say(out, f"tracking: {getattr(tracker, 'masked_uri', '')}, parent run {parent} (reused)")
@@ -403,6 +437,9 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
               "checkpoints")
     for tid, (st, _) in sorted(ended.items()):
         _say(out, f"note: {tid} ended ({st}) after Tune's last snapshot; kept as {st}")
+    for tid in recorded:
+        _say(out, f"note: {tid}: ended before the interruption but its run had not reached "
+                  "MLflow; recorded now (its metric points were lost with the driver)")
     for tid in reclosed:
         _say(out, f"note: {tid}: its end had not reached MLflow before the interruption; "
                   "recorded now")
