@@ -79,3 +79,23 @@ def test_refuses_weights_without_covariates(tmp_path):
     save_pfn(PFN(PFNConfig(emsize=16, layers=1, nhead=2, n_buckets=20)), tmp_path, "free")
     with pytest.raises(ValueError, match="needs 3"):
         SchedulePFNModel(tmp_path / "free.pt")
+
+
+def test_shipped_weights_load_offline_and_follow_the_schedule():
+    """The shipped schedule-aware model loads with weights_only and, for the same observed
+    prefix, expects more late improvement when the rate is about to anneal than when it stays
+    constant (the effect it was trained to know)."""
+    from search.forecast import get_model
+    from search.forecast.pfn_schedule import shipped_weights
+
+    pt, js = shipped_weights("pfn_schedule")
+    assert pt.is_file() and js.is_file()
+    model = get_model("pfn-schedule")
+    assert model.net.config.n_covariates == 3
+    s = np.arange(1.0, 21.0)
+    prefix = 0.3 + 0.4 * (1 - np.exp(-s / 6.0))  # an accuracy that has levelled off by epoch 20
+    curves = [Curve.of(s, prefix)] * 3
+    scheds = [np.ones(50), lr_per_step({"name": "cosine"}, 50),
+              lr_per_step({"name": "step", "milestones": [30], "gamma": 0.1}, 50)]
+    med = model.forecast(curves, 50, mode="max", schedules=scheds).quantiles([0.5])[:, 0]
+    assert med[1] > med[0] and med[2] > med[0]
