@@ -230,10 +230,11 @@ def cmd_report(args) -> None:
               f"{np.median([r['decision_us_p50'] for r in rs]):.0f} / "
               f"{np.median([r['decision_us_p99'] for r in rs]):.0f} | {rep:.1f} |")
     if args.per_task:
-        names = [s for s in args.per_task.split(",")]
+        names = [s for s in args.per_task.split(";")]
         tasks = sorted({r["task"] for r in rows})
         print()
-        print("| task | " + " | ".join(names) + " |")
+        print("| task | " + " | ".join(n.replace(",pre=same_step", "").replace(",di=1", "")
+                                        for n in names) + " |")
         print("|---|" + "---|" * len(names))
         for t in tasks:
             cells = []
@@ -290,7 +291,7 @@ def main(argv=None) -> None:
     c.set_defaults(fn=cmd_scale)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+")
-    r.add_argument("--per-task", default="")
+    r.add_argument("--per-task", default="", help="scheduler names separated by ;")
     r.add_argument("--loto", action="store_true")
     r.set_defaults(fn=cmd_report)
     a = p.parse_args(argv)
