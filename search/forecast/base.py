@@ -18,8 +18,9 @@ Contract (every implementation passes ``tests/unit/test_curvemodel_contract.py``
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class Curve:
     values: np.ndarray
 
     @classmethod
-    def of(cls, steps: Sequence[float], values: Sequence[float]) -> "Curve":
+    def of(cls, steps: Sequence[float], values: Sequence[float]) -> Curve:
         s = np.asarray(steps, dtype=np.float64)
         v = np.asarray(values, dtype=np.float64)
         check_curve(s, v)
