@@ -261,26 +261,23 @@ def _reclose_lost_ends(inner: Any, tracker_state: dict[str, Any], cfg: Any,
     """Re-record the end of trials that the tracker ended before the crash but whose end
     never reached MLflow (the driver died with it still queued); returns their ids.
 
-    MLflow is read back through :func:`orchestrator.tracking.reader.read_sweep`; a trial whose
-    run still says ``running`` there is ended again with its recorded status and summary.
+    Each such trial's run is read back with the tracker's MLflow client: a run whose MLflow
+    status is still RUNNING (whatever its tags say: the tag and the status are sent
+    separately) is ended again with the recorded status and summary.
     """
-    terminal = {t: i.get("status") for t, i in (tracker_state.get("trials") or {}).items()
-                if i.get("status") in TERMINAL}
-    parent = tracker_state.get("parent_run_id")
-    if not terminal or not parent:
+    client = getattr(inner, "_client", None)
+    if client is None:
         return []
-    try:
-        from orchestrator.tracking.reader import read_sweep
-
-        rec = read_sweep(parent, experiment=tracker_state.get("experiment_id"),
-                         metric=cfg.metric, mode=cfg.mode, max_epochs=cfg.max_epochs)
-    except Exception:
-        log.warning("could not read the sweep back from MLflow", exc_info=True)
-        return []
-    in_mlflow = {t.trial_id: t.status for t in rec.trials}
     fixed = []
-    for tid, status in sorted(terminal.items()):
-        if in_mlflow.get(tid) != "running":
+    for tid, info in sorted((tracker_state.get("trials") or {}).items()):
+        status, run_id = info.get("status"), info.get("run_id")
+        if status not in TERMINAL or not run_id:
+            continue
+        try:
+            if client.get_run(run_id).info.status != "RUNNING":
+                continue
+        except Exception:
+            log.warning("could not read run %s of trial %s", run_id, tid, exc_info=True)
             continue
         r = ledger.trials.get(tid)
         summary: dict[str, float] = {}
