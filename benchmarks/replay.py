@@ -146,9 +146,9 @@ def leave_one_task_out(results: list[dict], max_regret: float = 0.01,
         for v in variants:
             rows = [r for r in results if r["scheduler"] == v and r["task"] != t]
             a = _agg(rows)
-            if a["regret_rel_mean"] <= max_regret and a["best_killed_frac"] <= max_killed:
-                if a["speedup_median"] > best_sp:
-                    best, best_sp = v, a["speedup_median"]
+            if (a["regret_rel_mean"] <= max_regret and a["best_killed_frac"] <= max_killed
+                    and a["speedup_median"] > best_sp):
+                best, best_sp = v, a["speedup_median"]
             if a["regret_rel_mean"] < fb_reg:
                 fallback, fb_reg = v, a["regret_rel_mean"]
         pick = best or fallback

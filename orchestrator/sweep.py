@@ -334,7 +334,9 @@ def _run(
             name=exp_dir.name,
             storage_path=str(exp_dir.parent),
             failure_config=tune.FailureConfig(max_failures=cfg.failure.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Keep enough that the checkpoint the last experiment snapshot names still exists when
+            # `sweepcast resume` restores it (2 lost it between snapshots under load).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=5),
             stop={"epoch": int(cfg.max_epochs)},
             callbacks=[
                 SweepCallback(key, ledger, out=out, scheduler=cfg.pruning.scheduler),

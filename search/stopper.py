@@ -398,7 +398,7 @@ def resolve_model(spec: str | CurveModel) -> CurveModel:
     if isinstance(spec, CurveModel):
         return spec
     if not isinstance(spec, str):
-        raise ValueError(f"model must be a CurveModel or a model name, got {spec!r}")
+        raise ValueError(f"model must be a CurveModel or a model name, got {spec!r}")  # noqa: TRY004 (a bad option value)
     try:
         from search.forecast import get_model
     except ImportError:

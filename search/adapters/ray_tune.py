@@ -110,7 +110,7 @@ class CurveScheduler(FIFOScheduler):
                                   or not math.isfinite(max_t) or max_t <= 0):
             raise ValueError(f"max_t must be a finite number > 0, got {max_t!r}")
         if not isinstance(model, (str, CurveModel)):
-            raise ValueError(f"model must be a CurveModel or a model name, got {model!r}")
+            raise ValueError(f"model must be a CurveModel or a model name, got {model!r}")  # noqa: TRY004 (a bad option value)
         if config is None:
             config = PolicyConfig(
                 threshold=threshold, grace_epochs=grace_epochs,

@@ -135,7 +135,7 @@ def ray_peer(name: str, horizon: int, mode: str):
         MedianStoppingRule,
     )
 
-    kw = dict(metric=METRIC, mode=mode, time_attr=TIME_ATTR)
+    kw = {"metric": METRIC, "mode": mode, "time_attr": TIME_ATTR}
     if name == "asha":
         return AsyncHyperBandScheduler(max_t=horizon, **kw)
     if name == "median":

@@ -84,7 +84,7 @@ def test_real_server_outage_buffers_and_replays_every_point(tmp_path: Path, capl
     import logging
     import time
 
-    from conftest import free_port, start_mlflow_server, stop_mlflow_server
+    from servers import free_port, start_mlflow_server, stop_mlflow_server
 
     from orchestrator.tracking import MlflowTracker
 

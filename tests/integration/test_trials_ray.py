@@ -8,14 +8,6 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_report_checkpoint_and_resume_after_crash(ray_local, tmp_path):
     from ray import tune
 

@@ -184,12 +184,12 @@ def test_grid_cdf_interpolates_and_handles_point_masses():
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(threshold=0.0), "threshold must be in \\(0, 1\\), got 0.0"),
-    (dict(threshold=1.5), "got 1.5"),
-    (dict(grace_epochs=-1), "grace_epochs must be an integer >= 0, got -1"),
-    (dict(decision_interval=0), "decision_interval must be an integer >= 1, got 0"),
-    (dict(compute_exponent=-1.0), "compute_exponent"),
-    (dict(incumbent="median"), "incumbent must be"),
+    ({"threshold": 0.0}, "threshold must be in \\(0, 1\\), got 0.0"),
+    ({"threshold": 1.5}, "got 1.5"),
+    ({"grace_epochs": -1}, "grace_epochs must be an integer >= 0, got -1"),
+    ({"decision_interval": 0}, "decision_interval must be an integer >= 1, got 0"),
+    ({"compute_exponent": -1.0}, "compute_exponent"),
+    ({"incumbent": "median"}, "incumbent must be"),
 ])
 def test_config_errors_name_the_value(kw, match):
     with pytest.raises(ValueError, match=match):

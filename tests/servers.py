@@ -1,0 +1,97 @@
+"""Real-server helpers shared by fixtures and tests (a module of its own: ``conftest`` names
+clash between test folders, so tests import these from here, never from a conftest)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _mlflow_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("mlflow")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "mlflow"]
+
+
+def wait_http_ok(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before {url} was up")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as e:  # not up yet
+            last = e
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not healthy after {timeout_s}s (last error: {last})")
+
+
+def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a real ``mlflow server`` on 127.0.0.1 storing under ``root``.
+
+    Returns ``(process, uri)``. The process is the leader of a new session so that
+    :func:`stop_mlflow_server` can stop it and its workers by process group. Reusing the same
+    ``root`` and ``port`` after a stop restarts the same server (used by outage tests).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    cmd = [
+        *_mlflow_executable(),
+        "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(root / f"server-{port}.log", "ab") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=root
+        )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{uri}/health", timeout_s=120, proc=proc)
+    except (RuntimeError, TimeoutError):
+        stop_mlflow_server(proc)
+        tail = (root / f"server-{port}.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"mlflow server failed to start on {uri}; log tail:\n{tail}")
+    return proc, uri
+
+
+def stop_mlflow_server(proc: subprocess.Popen, timeout_s: float = 5) -> None:
+    """Stop a server started by :func:`start_mlflow_server` (its whole process group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
