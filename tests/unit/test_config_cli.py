@@ -30,7 +30,7 @@ def test_invalid_exits_2_with_one_line_per_problem(tmp_path):
     f.write_text(
         QUICKSTART.read_text()
         .replace("mode: max", "mode: highest")
-        .replace("grace_period: 2", "grace_period: 2\n  min_samples_required: 4")
+        .replace("grace_epochs: 3", "grace_epochs: 3\n  min_samples_required: 4")
     )
     r = run(str(f))
     assert r.exit_code == 2
@@ -39,7 +39,7 @@ def test_invalid_exits_2_with_one_line_per_problem(tmp_path):
     mode_line = next(i for i, ln in enumerate(text, 1) if ln.startswith("mode:"))
     assert f"{f}:{mode_line}: mode: must be 'min' or 'max' (got 'highest')" in lines
     assert any(
-        ": pruning.min_samples_required: scheduler 'asha' does not accept option" in ln
+        ": pruning.min_samples_required: scheduler 'curve' does not accept option" in ln
         and ln.endswith("(got 4)")
         for ln in lines
     ), lines
