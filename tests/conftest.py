@@ -32,11 +32,12 @@ def repo_root() -> Path:
 def curves_dir(repo_root: Path) -> Path:
     """The shared real learning curves, ``../shared/data/curves`` from the repo root.
 
-    Skips (with the path in the message) only if the shared data folder is absent.
+    Fails (with the path in the message) if the shared data folder is absent: the checkout must
+    sit beside ``shared/`` as in CI; a missing data set is not a reason to pass.
     """
     path = (repo_root / ".." / "shared" / "data" / "curves").resolve()
     if not path.is_dir():
-        pytest.skip(f"shared curves not found at {path}")
+        pytest.fail(f"shared curves not found at {path} (clone the project beside shared/)")
     return path
 
 

@@ -6,9 +6,7 @@ import json
 import pickle
 
 import pytest
-
-pytest.importorskip("ray")
-
+import ray  # noqa: F401
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 

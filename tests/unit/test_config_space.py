@@ -22,7 +22,7 @@ def search(space, algorithm="random"):
 
 @pytest.mark.slow  # first import of Ray
 def test_tune_space_types_and_bounds():
-    pytest.importorskip("ray")
+    import ray  # noqa: F401
     from ray.tune.search import sample
 
     out = to_tune_space(search(SPACE))
@@ -42,7 +42,7 @@ def test_tune_space_types_and_bounds():
 
 
 def test_tune_grid():
-    pytest.importorskip("ray")
+    import ray  # noqa: F401
     space = search({**SPACE, "g": {"type": "grid", "values": ["a", "b", "c"]}}, "grid")
     out = to_tune_space(space)
     assert out["g"] == {"grid_search": ["a", "b", "c"]}
@@ -50,7 +50,7 @@ def test_tune_grid():
 
 
 def test_optuna_distributions():
-    pytest.importorskip("optuna")
+    import optuna  # noqa: F401
     from optuna import distributions as od
 
     out = to_optuna_distributions(search(SPACE))
@@ -61,7 +61,7 @@ def test_optuna_distributions():
 
 
 def test_optuna_rejects_grid():
-    pytest.importorskip("optuna")
+    import optuna  # noqa: F401
     space = search({"g": {"type": "grid", "values": [1, 2]}}, "grid")
     with pytest.raises(ValueError, match="search.space.g: a grid entry has no Optuna"):
         to_optuna_distributions(space)
@@ -76,7 +76,8 @@ def test_grid_size_product():
 
 
 def test_tune_param_space_adds_max_epochs():
-    pytest.importorskip("ray")
+    import ray  # noqa: F401
+
     from orchestrator.config import SweepConfig
 
     cfg = SweepConfig.model_validate(

@@ -9,8 +9,6 @@ import pytest
 from trials import api
 from trials.examples import mlp, schedules
 
-torch = pytest.importorskip("torch")
-
 
 def run(config, resume_from=None):
     with api.local_session(resume_from=resume_from) as s:
@@ -105,7 +103,7 @@ def test_schedule_parameter_of_another_schedule_is_an_error():
 
 
 def test_numpy_scalars_accepted():
-    np = pytest.importorskip("numpy")
+    import numpy as np
     hp = mlp.parse_config({"width": np.int64(8), "lr": np.float64(0.01)})
     assert hp["width"] == 8 and type(hp["width"]) is int
 
@@ -141,8 +139,8 @@ def test_schedules():
 
 @pytest.mark.slow  # imports scikit-learn to compare
 def test_data_is_sklearn_digits_with_a_fixed_stratified_split():
-    np = pytest.importorskip("numpy")
-    sk = pytest.importorskip("sklearn.datasets")
+    import numpy as np
+    import sklearn.datasets as sk
     x, y = mlp._digits_arrays()
     x_ref, y_ref = sk.load_digits(return_X_y=True)
     assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)

@@ -21,7 +21,7 @@ from search.schedules import (
 
 
 def _torch_lrs(make, n):
-    torch = pytest.importorskip("torch")
+    import torch
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.5)
     sch = make(torch.optim.lr_scheduler, opt)

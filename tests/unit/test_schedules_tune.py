@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import ray  # noqa: F401
 
 from search.forecast.base import LastValueModel
 from search.schedules import lr_per_step
-
-pytest.importorskip("ray")
 
 
 class _Trial:

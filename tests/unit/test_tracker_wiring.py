@@ -13,13 +13,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.tracking import InMemoryTracker
-from orchestrator.tracking.registry import register_tracker, unregister_tracker
-
-ray_tune = pytest.importorskip("ray.tune")
-
 from orchestrator.callbacks import Ledger, SweepCallback, user_metrics
 from orchestrator.schedulers import VerdictSink, build_scheduler
+from orchestrator.tracking import InMemoryTracker
+from orchestrator.tracking.registry import register_tracker, unregister_tracker
 
 KEY = "/tmp/sweep-under-test"
 

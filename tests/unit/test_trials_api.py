@@ -26,7 +26,7 @@ def test_no_session_prints_to_stderr(capsys):
 
 
 def test_checkpoint_roundtrip_and_resume():
-    torch = pytest.importorskip("torch")
+    import torch
     state = {"epoch": 2, "w": torch.arange(3.0), "meta": {"name": "x", "steps": [1, 2]}}
     with api.local_session() as s:
         assert api.load_checkpoint() is None
@@ -39,7 +39,7 @@ def test_checkpoint_roundtrip_and_resume():
 
 
 def test_save_checkpoint_is_attached_to_next_report_only():
-    pytest.importorskip("torch")
+    import torch  # noqa: F401
     with api.local_session() as s:
         api.save_checkpoint({"epoch": 1})
         api.report(1, loss=1.0)
@@ -48,7 +48,7 @@ def test_save_checkpoint_is_attached_to_next_report_only():
 
 
 def test_tensor_metrics_are_converted():
-    torch = pytest.importorskip("torch")
+    import torch
     with api.local_session() as s:
         api.report(1, loss=torch.tensor(0.25))
     assert s.results[0]["loss"] == 0.25 and type(s.results[0]["loss"]) is float
