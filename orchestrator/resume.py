@@ -383,9 +383,8 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     from ray import tune
 
     from orchestrator.callbacks import Ledger, SweepCallback
-    from orchestrator.sweep import SweepError, _finish, _say, load_trainable, print_table
-    from orchestrator.tracking.base import mask_uri
-    from orchestrator.tracking.registry import register_tracker, unregister_tracker
+    from orchestrator.sweep import _say, fit_and_finish, load_trainable
+    from orchestrator.tracking.registry import register_tracker
 
     key = str(exp_dir)
     inner = tracker
@@ -442,20 +441,5 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
                   "recorded now")
     for tid in mismatched:  # only if the snapshot could not be reconciled
         _say(out, f"warning: {tid} ended before the interruption but Tune resumes it")
-    t0 = time.monotonic()
-    status = "failed"
-    try:
-        tuner.fit()
-        status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    except Exception as e:
-        raise SweepError(f"the resumed sweep failed: {mask_uri(str(e))[:500]}") from e
-    finally:
-        result = _finish(cfg, tracker, ledger, exp_dir, time.monotonic() - t0, status)
-        for k in keys:
-            unregister_tracker(k)
-    if out is not None:
-        print_table(result, out)
-    return result
+    return fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, keys=keys,
+                          what="resumed sweep")

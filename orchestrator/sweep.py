@@ -293,7 +293,7 @@ def _run(
     from ray import tune
 
     from orchestrator.callbacks import Ledger, SweepCallback
-    from orchestrator.tracking.registry import register_tracker, unregister_tracker
+    from orchestrator.tracking.registry import register_tracker
 
     key = str(exp_dir)
     from orchestrator.progress import attach_views  # H7: live status line + plots in MLflow
@@ -358,6 +358,17 @@ def _run(
               f"{cfg.pruning.scheduler} pruning, up to {max_conc} at once on {where}")
     _say(out, f"tracking: {uri}, experiment {cfg.experiment_name!r}, parent run {parent}")
     _say(out, f"experiment folder: {exp_dir}")
+    return fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, keys=[key], what="sweep")
+
+
+def fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, *, keys, what: str):
+    """Run ``tuner.fit()``, then always record the sweep's end and unregister its trackers.
+
+    Shared by a fresh run and ``sweepcast resume``. Tune's own failure becomes a ``SweepError``
+    (its message with any tracking credentials masked); Ctrl-C is recorded as interrupted.
+    """
+    from orchestrator.tracking.registry import unregister_tracker
+
     t0 = time.monotonic()
     status = "failed"
     try:
@@ -367,10 +378,11 @@ def _run(
         status = "interrupted"
         raise
     except Exception as e:
-        raise SweepError(f"the sweep failed: {mask_uri(str(e))[:500]}") from e
+        raise SweepError(f"the {what} failed: {mask_uri(str(e))[:500]}") from e
     finally:
         result = _finish(cfg, tracker, ledger, exp_dir, time.monotonic() - t0, status)
-        unregister_tracker(key)
+        for k in keys:
+            unregister_tracker(k)
     if out is not None:
         print_table(result, out)
     return result
