@@ -40,6 +40,13 @@ def _finite(v: float, info: ValidationInfo) -> float:
     return v
 
 
+def _high_above_low(v: float, info: ValidationInfo) -> float:
+    low = info.data.get("low")
+    if low is not None and not v > low:
+        raise ValueError(f"high must be greater than low ({low!r}), got {v!r}")
+    return v
+
+
 class UniformEntry(_Entry):
     """A float sampled uniformly in ``[low, high]``."""
 
@@ -49,13 +56,7 @@ class UniformEntry(_Entry):
 
     _check_finite = field_validator("low", "high")(_finite)
 
-    @field_validator("high")
-    @classmethod
-    def _high_above_low(cls, v: float, info: ValidationInfo) -> float:
-        low = info.data.get("low")
-        if low is not None and not v > low:
-            raise ValueError(f"high must be greater than low ({low!r}), got {v!r}")
-        return v
+    _check_order = field_validator("high")(_high_above_low)
 
 
 class LogUniformEntry(_Entry):
@@ -74,13 +75,7 @@ class LogUniformEntry(_Entry):
             raise ValueError(f"low must be > 0 for a loguniform entry, got {v!r}")
         return v
 
-    @field_validator("high")
-    @classmethod
-    def _high_above_low(cls, v: float, info: ValidationInfo) -> float:
-        low = info.data.get("low")
-        if low is not None and not v > low:
-            raise ValueError(f"high must be greater than low ({low!r}), got {v!r}")
-        return v
+    _check_order = field_validator("high")(_high_above_low)
 
 
 class RandIntEntry(_Entry):
@@ -90,13 +85,7 @@ class RandIntEntry(_Entry):
     low: int
     high: int
 
-    @field_validator("high")
-    @classmethod
-    def _high_above_low(cls, v: int, info: ValidationInfo) -> int:
-        low = info.data.get("low")
-        if low is not None and not v > low:
-            raise ValueError(f"high must be greater than low ({low!r}), got {v!r}")
-        return v
+    _check_order = field_validator("high")(_high_above_low)
 
 
 def _non_empty_unique(v: list[Any]) -> list[Any]:
