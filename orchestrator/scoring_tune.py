@@ -43,6 +43,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from orchestrator.scoring_wiring import SweepScorer, scoring_model, tune_objective
 from search.scoring import ranking_markdown, ranking_rows
+from trials.api import READS_KEY, parse_reads
 
 SHORT_COLUMNS = ("rank", "trial", "status", "score", "reward", "p_success", "cost_hours",
                  "penalty", "gates")
@@ -138,6 +139,8 @@ class ScoringCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         tid = trial.trial_id
+        for step, artifact in parse_reads(result.get(READS_KEY)):
+            self._safely("pipeline read", self.scorer.observe_read, tid, step, artifact)
         try:
             if self.scorer.on_result(tid, result) or self.scorer.latest(tid) is None:
                 self.scorer.score_trial(tid)  # not already scored by the scheduler wrapper

@@ -24,6 +24,10 @@ A trainable is a plain function ``train(config: dict) -> None`` named in the swe
   call does not return. It must not catch ``SystemExit``.
 * Metrics are finite or not (NaN is allowed, it is recorded as such) real numbers; tensors are
   converted with ``.item()``.
+* Pipeline reads (optional, for the coupling penalty when the sweep declares ``pipeline:``):
+  ``read_input(step, artifact)`` says that pipeline step ``step`` read ``artifact`` (an earlier
+  step's name or an external input such as ``dataset``); the reads go to the driver with the
+  next ``report``, and a read the pipeline did not declare counts as undeclared coupling.
 * Resources: it gets the CPUs/GPUs of ``resources:``; it should use the GPU when
   ``torch.cuda.is_available()`` (Ray sets ``CUDA_VISIBLE_DEVICES`` to the GPU it assigned).
 
@@ -59,12 +63,15 @@ __all__ = [
     "in_tune_session",
     "load_checkpoint",
     "local_session",
+    "read_input",
     "report",
     "save_checkpoint",
 ]
 
 EPOCH_KEY = "epoch"
 CHECKPOINT_FILE = "state.pt"
+# Result key carrying the pipeline reads since the last report: a list of "step<TAB>artifact".
+READS_KEY = "sweepcast_reads"
 
 
 @dataclass
@@ -93,6 +100,7 @@ class LocalSession:
 _default_local = LocalSession(echo=True)
 _local_stack: list[LocalSession] = []
 _pending_checkpoint: dict[str, Any] | None = None
+_pending_reads: list[str] = []
 
 
 @contextlib.contextmanager
@@ -116,6 +124,7 @@ def local_session(
         echo: also print one line per report to stderr.
     """
     global _pending_checkpoint
+    _pending_reads.clear()
     s = LocalSession(resume_from=resume_from, on_report=on_report, echo=echo)
     _local_stack.append(s)
     _pending_checkpoint = None
@@ -171,12 +180,16 @@ def report(step: float, *, checkpoint: dict[str, Any] | None = None, **metrics: 
     global _pending_checkpoint
     if isinstance(step, bool) or not isinstance(step, Real) or not math.isfinite(step) or step < 0:
         raise ValueError(f"step must be a finite number >= 0 (the epoch), got {step!r}")
-    if EPOCH_KEY in metrics:
-        raise ValueError(f"{EPOCH_KEY!r} is the step argument; do not pass it as a metric")
+    if EPOCH_KEY in metrics or READS_KEY in metrics:
+        raise ValueError(f"{EPOCH_KEY!r} and {READS_KEY!r} are set by report(); do not pass "
+                         f"them as metrics")
     if not metrics:
         raise ValueError("report() needs at least one metric, got none")
     result: dict[str, Any] = {k: _as_number(k, v) for k, v in metrics.items()}
     result[EPOCH_KEY] = step
+    if _pending_reads:
+        result[READS_KEY] = list(_pending_reads)
+        _pending_reads.clear()
     state = checkpoint if checkpoint is not None else _pending_checkpoint
     _pending_checkpoint = None
     if state is not None and not isinstance(state, dict):
@@ -207,6 +220,37 @@ def report(step: float, *, checkpoint: dict[str, Any] | None = None, **metrics: 
             if k != EPOCH_KEY
         )
         print(f"[trial] epoch {step}: {shown}", file=sys.stderr)
+
+
+def read_input(step: str, artifact: str) -> None:
+    """Record that pipeline step ``step`` read ``artifact`` (sent with the next ``report``).
+
+    For the coupling penalty of a sweep that declares ``pipeline:`` (SCORING.md): a read that
+    the step did not declare in its ``inputs`` is an undeclared dependency. Call it where the
+    step actually opens the artifact, e.g. ``read_input("train", "dataset")``.
+
+    Raises:
+        ValueError: an empty name, or a tab or newline in one.
+    """
+    for what, v in (("step", step), ("artifact", artifact)):
+        if not isinstance(v, str) or not v.strip() or any(c in v for c in "\t\n"):
+            raise ValueError(f"read_input: {what} must be a non-empty name without tabs or "
+                             f"newlines, got {v!r}")
+    entry = f"{step}\t{artifact}"
+    if entry not in _pending_reads:
+        _pending_reads.append(entry)
+
+
+def parse_reads(value: Any) -> list[tuple[str, str]]:
+    """The ``(step, artifact)`` pairs of a result's ``sweepcast_reads`` entry ([] if absent)."""
+    if not isinstance(value, (list, tuple)):
+        return []
+    out = []
+    for e in value:
+        if isinstance(e, str) and e.count("\t") == 1:
+            step, artifact = e.split("\t")
+            out.append((step, artifact))
+    return out
 
 
 def save_checkpoint(state: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Scoring in a real Ray Tune run, recorded in a real MLflow server.
 
 A 4-trial grid on local Ray: a good trial, a better one, one that reports NaN, one whose config
-carries a fake GitHub token. The scorer runs as a Tune callback (and, with ``objective:
+carries a fake GitHub token; the sweep declares a two-step pipeline and the good trial reads an
+input its step did not declare (``trials.api.read_input``), which the coupling penalty counts. The scorer runs as a Tune callback (and, with ``objective:
 score``, as a scheduler wrapper whose inner scheduler must see ``score`` in every result).
 Read back through ``MlflowClient``: the NaN and token trials are penalised and gated (tags,
 metrics), the token never reaches MLflow, the ranking table is on the parent run.
@@ -31,14 +32,24 @@ SETUPS = [
 
 
 def _train(config: dict[str, Any]) -> None:
-    from trials.api import report
+    from trials.api import read_input, report
 
     s = config["setup"]
+    read_input("load", "dataset")  # declared in PIPELINE
+    read_input("train", "load")  # declared
+    if s["kind"] == "good":
+        read_input("train", "dataset")  # undeclared: train reads the raw data behind load's back
     for epoch in range(1, config["max_epochs"] + 1):
         v = s["final"] * epoch / config["max_epochs"]
         if s["kind"] == "nan" and epoch == config["max_epochs"]:
             v = math.nan
         report(epoch, acc=v, loss=1.0 - v)
+
+
+PIPELINE = {"steps": [
+    {"name": "load", "responsibilities": ["read"], "inputs": ["dataset"]},
+    {"name": "train", "responsibilities": ["fit"], "inputs": ["load"]},
+]}
 
 
 def _cfg(objective: str):
@@ -49,7 +60,7 @@ def _cfg(objective: str):
         "mode": "max", "max_epochs": 3, "num_samples": 4,
         # (the Tuner below samples its own grid; this space only feeds the hygiene check)
         "search": {"algorithm": "random", "space": {"x": {"type": "uniform", "low": 0, "high": 1}}},
-        "scoring": {"objective": objective, "target": 0.85}})
+        "scoring": {"objective": objective, "target": 0.85}, "pipeline": PIPELINE})
 
 
 def _tracking_callback(tracker):
@@ -154,6 +165,10 @@ def test_nan_and_token_trials_are_penalised_gated_and_recorded(
                 "penalty", "penalty.observability", "penalty.hygiene"):
         assert key in better.data.metrics, key
     assert TOKEN not in json.dumps({k: dict(r.data.params) for k, r in runs.items()})
+    # coupling from the reads the trials reported at run time (trials.api.read_input)
+    assert by_kind["good"].data.metrics["penalty.coupling"] == pytest.approx(1 / 3)
+    assert better.data.metrics["penalty.coupling"] == 0.0
+    assert better.data.metrics["penalty.cohesion"] == 0.0  # one responsibility per step
     hist = c.get_metric_history(better.info.run_id, "p_target")
     assert sorted(m.step for m in hist) == [1, 2, 3, 3]  # each decision point + final
 

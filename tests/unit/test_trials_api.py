@@ -62,7 +62,7 @@ def test_tensor_metrics_are_converted():
         ("1", {"loss": 1.0}, "step must be"),
         (float("inf"), {"loss": 1.0}, "step must be"),
         (1, {}, "at least one metric"),
-        (1, {"epoch": 1, "loss": 1.0}, "'epoch' is the step argument"),
+        (1, {"epoch": 1, "loss": 1.0}, "'epoch' and 'sweepcast_reads' are set by report"),
     ],
 )
 def test_report_rejects_bad_input(step, metrics, match):
@@ -93,3 +93,30 @@ def test_checkpoint_must_be_dict():
 
 def test_not_in_tune_session_here():
     assert api.in_tune_session() is False
+
+
+def test_read_input_goes_with_the_next_report_once():
+    from trials.api import READS_KEY, parse_reads, read_input
+
+    with api.local_session() as s:
+        read_input("train", "dataset")
+        read_input("train", "dataset")  # the same read twice is one dependency
+        read_input("evaluate", "train")
+        api.report(1, acc=0.5)
+        api.report(2, acc=0.6)
+    assert parse_reads(s.results[0][READS_KEY]) == [("train", "dataset"), ("evaluate", "train")]
+    assert READS_KEY not in s.results[1]
+
+
+@pytest.mark.parametrize("step, artifact", [("", "x"), ("train", " "), ("a\tb", "x"),
+                                            ("train", "x\ny"), (3, "x")])
+def test_read_input_rejects_bad_names(step, artifact):
+    from trials.api import read_input
+
+    with pytest.raises(ValueError, match="read_input"):
+        read_input(step, artifact)
+
+
+def test_reads_key_is_not_a_metric_name():
+    with api.local_session(), pytest.raises(ValueError, match="sweepcast_reads"):
+        api.report(1, sweepcast_reads=1.0)
