@@ -334,17 +334,28 @@ def _callbacks_of(tuner: Any) -> list[Any]:
 
 
 def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
-                 ray_address: str | None = None) -> Any:
+                 ray_address: str | None = None, force: bool = False) -> Any:
     """Finish the sweep in ``exp_dir``; returns the runner's ``SweepResult``.
+
+    ``force`` takes over the driver lock of a driver that looks alive or ran on another host
+    (:mod:`orchestrator.driver_lock`); a dead driver's lock on this host is taken over anyway.
 
     Raises:
         ResumeError: the folder is not resumable (missing state, config no longer valid).
-        SweepError: tracking or Ray unavailable, or Tune failed as a whole.
+        SweepError: another driver holds the sweep, tracking or Ray unavailable, or Tune failed
+            as a whole.
     """
-    from orchestrator.sweep import TRACKER_STATE_FILE, init_ray, make_tracker
+    from orchestrator.sweep import driver_lock
 
     exp_dir = Path(exp_dir).resolve()
     cfg = load_manifest(exp_dir)
+    with driver_lock(exp_dir, force=force):
+        return _resume_locked(cfg, exp_dir, out, ray_address)
+
+
+def _resume_locked(cfg: Any, exp_dir: Path, out: TextIO | None, ray_address: str | None) -> Any:
+    from orchestrator.sweep import TRACKER_STATE_FILE, init_ray, make_tracker
+
     state_path = exp_dir / TRACKER_STATE_FILE
     try:
         tracker_state = json.loads(state_path.read_text())

@@ -277,13 +277,36 @@ def run_sweep(
     own_tracker = tracker is None
     if tracker is None:
         tracker = make_tracker(cfg, exp_dir)  # before Ray: an unreachable MLflow starts nothing
-    quiet_tune()
-    where = init_ray(ray_address)
     try:
-        return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []), scheduler)
+        with driver_lock(exp_dir):  # one driver per experiment folder (vs a `resume` of it)
+            quiet_tune()
+            where = init_ray(ray_address)
+            return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []), scheduler)
     finally:
         if own_tracker:
             tracker.close(timeout=60)
+
+
+def driver_lock(exp_dir: Path, force: bool = False) -> Any:
+    """The experiment folder's :class:`~orchestrator.driver_lock.DriverLock`, its refusal as a
+    :class:`SweepError` (exit 1, nothing started)."""
+    import contextlib
+
+    from orchestrator.driver_lock import DriverLock, DriverLockError
+
+    @contextlib.contextmanager
+    def held():
+        lock = DriverLock(exp_dir, force=force)
+        try:
+            lock.acquire()
+        except DriverLockError as e:
+            raise SweepError(str(e)) from None
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    return held()
 
 
 def _run(

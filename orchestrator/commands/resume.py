@@ -6,7 +6,9 @@ run and trial runs are continued (no duplicates); trials that ended before the i
 keep their outcome; unfinished ones resume from their last checkpoint.
 
 Exit status as for ``sweepcast run``: 0 all trials completed or pruned, 3 some trial failed,
-1 the sweep could not be resumed (the message says why).
+1 the sweep could not be resumed (the message says why), including while another driver
+still holds it (``sweepcast_driver.lock`` in the folder: a running `sweepcast run` or
+`resume`; a dead driver's lock on this host is taken over, ``--force`` takes over any).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import click
 @click.option("--storage-path", default=None,
               help="Where to look a sweep NAME up (default ./sweepcast_results).")
 @click.option("--quiet", "-q", is_flag=True, help="Only print the final table.")
-def command(name_or_path: str, storage_path: str | None, quiet: bool) -> None:
+@click.option("--force", is_flag=True,
+              help="Take the sweep over from a driver that holds its lock but is gone "
+                   "(one on another host cannot be checked from here).")
+def command(name_or_path: str, storage_path: str | None, quiet: bool, force: bool) -> None:
     """Resume the sweep NAME_OR_PATH from its experiment folder."""
     import logging
     import sys
@@ -30,7 +35,7 @@ def command(name_or_path: str, storage_path: str | None, quiet: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         exp_dir = find_experiment(name_or_path, storage_path)
-        result = resume_sweep(exp_dir, out=None if quiet else sys.stdout)
+        result = resume_sweep(exp_dir, out=None if quiet else sys.stdout, force=force)
     except (ResumeError, SweepError) as e:
         click.echo(f"sweepcast resume: {e}", err=True)
         raise SystemExit(EXIT_ERROR) from None

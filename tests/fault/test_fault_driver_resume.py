@@ -2,12 +2,15 @@
 
 Checks: one parent run (reused), every trial exactly one run with a terminal status, trials
 pruned before the crash stay pruned and are not run again, unfinished trials continue from
-their checkpoints, and every trial's MLflow history covers what it reported after the resume.
+their checkpoints, and every trial's MLflow history covers what it reported after the resume;
+the dead driver's lock is taken over and a second ``resume`` while the first runs is refused.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,13 @@ def _tracker_state(exp: Path) -> dict:
         return json.loads((exp / "sweepcast_tracker.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _lock_pid(lock: Path) -> int | None:
+    try:
+        return json.loads(lock.read_text()).get("pid")
+    except (OSError, ValueError):  # not there yet, or being written
+        return None
 
 
 def _snapshot_epochs(exp: Path) -> dict[str, int]:
@@ -84,7 +94,17 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
     runs_before = {t.trial_id: t.run_id for t in trials_before}
     snap = _snapshot_epochs(exp)
 
+    lock = exp / "sweepcast_driver.lock"
+    assert json.loads(lock.read_text())["pid"] == run.proc.pid  # the dead driver's, left behind
     resume = SweepRun.start(["resume", str(exp)], env, tmp_path, tmp_path / "resume.out")
+    # the resume takes the dead driver's lock over; a second driver is then refused
+    wait_for(lambda: _lock_pid(lock) == resume.proc.pid, 120,
+             "the resume holding the driver lock", run=resume)
+    second = subprocess.run([str(Path(sys.executable).with_name("sweepcast")), "resume",
+                             str(exp)], check=False, env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert second.returncode == 1, second.stderr[-2000:]
+    assert f"being driven by pid {resume.proc.pid}" in second.stderr
     rc = resume.wait(timeout_s=360)
     out = resume.output()
     assert rc == 0, out[-4000:]
