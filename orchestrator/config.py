@@ -168,6 +168,20 @@ class FailureConfig(_Strict):
     max_failures: int = Field(0, ge=0)
 
 
+_URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_storage_path(v: str) -> None:
+    """``storage_path`` must be a filesystem path: sweepcast keeps its own state (tracker run
+    ids, scheduler verdicts, the resume manifest) next to Tune's, with plain file I/O, so an
+    object-store URI would be written to a local folder named ``s3:``. Mount the bucket or a
+    shared volume (NFS, EFS, a ReadWriteMany PVC) and give its path instead."""
+    if _URI_RE.match(v):
+        raise ValueError(
+            f"storage_path must be a local or shared folder; object-store URIs are not "
+            f"supported yet (mount the bucket or a shared volume and give its path), got {v!r}")
+
+
 class SweepConfig(_Strict):
     """A whole sweep. Field order matters: validators read earlier fields."""
 
@@ -196,6 +210,13 @@ class SweepConfig(_Strict):
                 "name must start with a letter or digit and contain only letters, digits, "
                 f"'.', '_' and '-', got {v!r}"
             )
+        return v
+
+    @field_validator("storage_path")
+    @classmethod
+    def _storage_path(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_storage_path(v)
         return v
 
     @field_validator("trainable")

@@ -87,9 +87,15 @@ class SweepResult:
 def experiment_dir(cfg: Any, now: _dt.datetime | None = None) -> Path:
     """``<storage>/<name>``, or ``<storage>/<name>_<YYYYmmdd-HHMMSS>`` if that one is taken."""
     # H6: SWEEPCAST_STORAGE_PATH (set by the cluster manifests) when the config has none.
-    storage = Path(
-        cfg.storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH") or DEFAULT_STORAGE
-    ).expanduser().resolve()
+    from orchestrator.config import check_storage_path
+
+    raw = cfg.storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH") or DEFAULT_STORAGE
+    try:
+        check_storage_path(raw)
+    except ValueError as e:
+        where = "storage_path" if cfg.storage_path else "SWEEPCAST_STORAGE_PATH"
+        raise SweepConfigError(f"{where}: {e}") from None
+    storage = Path(raw).expanduser().resolve()
     path = storage / cfg.name
     if path.exists() and any(path.iterdir()):
         stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y%m%d-%H%M%S")

@@ -63,3 +63,16 @@ def test_unreachable_mlflow_exits_1_naming_the_uri_without_credentials(tmp_path:
     assert "pa55word-XYZ" not in out
     assert "Ray" not in r.stdout  # the sweep never got as far as Ray
     assert not (tmp_path / "results").exists()  # no experiment folder, no Tune state
+
+
+def test_object_store_storage_path_from_env_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    del cfg["storage_path"]  # taken from the environment, as the cluster manifests do
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "SWEEPCAST_STORAGE_PATH": "s3://bucket/sweeps"}
+    r = _sweepcast(["run", str(path)], tmp_path, env)
+    assert r.returncode == 2, r.stderr
+    assert "SWEEPCAST_STORAGE_PATH" in r.stderr and "'s3://bucket/sweeps'" in r.stderr
+    assert not (tmp_path / "s3:").exists() and not (tmp_path / "mlflow.db").exists()

@@ -398,6 +398,14 @@ CASES = [
     ),
     ("storage_path", make(append="storage_path: 3\n"), "storage_path", "must be a string", "3", 10),
     (
+        "storage_path-uri",
+        make(append="storage_path: s3://bucket/sweeps\n"),
+        "storage_path",
+        "object-store URIs are not supported",
+        "'s3://bucket/sweeps'",
+        10,
+    ),
+    (
         "trainable-format",
         make({"trainable: trials.examples.mlp:train": "trainable: trials.examples.mlp"}),
         "trainable",

@@ -31,9 +31,9 @@ def test_live_driver_on_this_host_is_refused_with_its_pid(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         _write(tmp_path, host=socket.gethostname(), pid=p.pid, since="2026-01-01T00:00:00+00:00")
-        with pytest.raises(SweepError, match=rf"driven by pid {p.pid} on .* since 2026-01-01"):
-            with driver_lock(tmp_path):
-                pass
+        with pytest.raises(SweepError, match=rf"driven by pid {p.pid} on .* since 2026-01-01"), \
+                driver_lock(tmp_path):
+            pass
         assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == p.pid  # untouched
         with driver_lock(tmp_path, force=True):  # --force takes it over
             assert DriverLock(tmp_path).holder()["pid"] == os.getpid()
@@ -59,9 +59,9 @@ def test_recycled_pid_is_not_the_driver(tmp_path):
 
 def test_other_host_is_refused_unless_forced(tmp_path):
     _write(tmp_path, host="gpu-head-7", pid=4242, since="x")
-    with pytest.raises(SweepError, match=r"pid 4242 on gpu-head-7.*resume --force"):
-        with driver_lock(tmp_path):
-            pass
+    with pytest.raises(SweepError, match=r"pid 4242 on gpu-head-7.*resume --force"), \
+            driver_lock(tmp_path):
+        pass
     with driver_lock(tmp_path, force=True):
         pass
     assert not (tmp_path / LOCK_FILE).exists()
