@@ -71,9 +71,12 @@ def _variants(args) -> list[dict]:
 
 
 def _label(v: dict) -> str:
+    gate = v["rank_gate"]
+    if gate == "median_or":
+        gate += f"/veto={v.get('veto_threshold', 0.5)}"
     return ("curve[thr={threshold},g={grace_epochs},ce={compute_exponent},"
             "pre={before_completion},age={max_forecast_age},di={decision_interval},"
-            "gate={rank_gate}]").format(**v)
+            "gate={gate}]").format(**v, gate=gate)
 
 
 def cmd_sweep(args) -> None:

@@ -25,6 +25,9 @@ reason              stop   when
 ``forecast_pending`` no    (``batch_wait`` > 0) waiting, at most ``batch_wait`` steps, for the
                            next batched forecast
 ``p_beat_low``      yes    P(final beats incumbent) < the effective threshold
+``below_median``    yes    (``rank_gate="median_or"``) below the other trials' median at this step
+                           (at least ``min_samples`` of them) and P(final beats incumbent) <
+                           ``veto_threshold``: median stopping whose stops the forecast can veto
 ``p_beat_ok``       no     otherwise
 ==================  =====  ==============================================================
 
@@ -59,11 +62,12 @@ class Reason(str, Enum):
     MODEL_ERROR = "model_error"
     FORECAST_PENDING = "forecast_pending"
     P_BEAT_LOW = "p_beat_low"
+    BELOW_MEDIAN = "below_median"
     P_BEAT_OK = "p_beat_ok"
 
 
 #: Reasons whose verdict is "stop".
-STOP_REASONS = frozenset({Reason.DIVERGED, Reason.P_BEAT_LOW})
+STOP_REASONS = frozenset({Reason.DIVERGED, Reason.P_BEAT_LOW, Reason.BELOW_MEDIAN})
 #: Reasons that mark an error rather than a decision.
 ERROR_REASONS = frozenset({Reason.BAD_METRIC, Reason.MODEL_ERROR})
 
@@ -104,7 +108,12 @@ class PolicyConfig:
             batch forecast then covers every trial that reported since (amortised cost).
         rank_gate: ``"median"``: a trial may be stopped only if its best value so far is below
             the median of the other trials' values at the same step (at least
-            ``min_samples`` of them); the forecast then decides. ``"none"``: the forecast alone.
+            ``min_samples`` of them); the forecast then decides. ``"median_or"``: the forecast
+            rule, *or* stop a trial below that median unless P(final beats incumbent) >=
+            ``veto_threshold`` (median stopping with a forecast veto: fast like the median
+            rule, while a trial whose forecast still gives it a real chance, a late bloomer
+            whose schedule says it will improve, is kept). ``"none"``: the forecast alone.
+        veto_threshold: see ``rank_gate="median_or"``; in [threshold, 1].
         min_samples: trials needed at a step for the median gate.
         batch_wait: a trial with no fresh forecast may continue up to this many steps until
             another trial triggers a batch (0: forecast at once). With many live trials this
@@ -118,7 +127,8 @@ class PolicyConfig:
     incumbent: Literal["completed", "best_seen"] = "completed"
     before_completion: Literal["same_step", "none"] = "same_step"
     max_forecast_age: int = 1
-    rank_gate: Literal["none", "median"] = "none"
+    rank_gate: Literal["none", "median", "median_or"] = "none"
+    veto_threshold: float = 0.5
     min_samples: int = 3
     batch_wait: int = 0
 
@@ -137,8 +147,13 @@ class PolicyConfig:
             raise ValueError(f"compute_exponent must be a finite number >= 0, got {ce!r}")
         if self.incumbent not in ("completed", "best_seen"):
             raise ValueError(f"incumbent must be 'completed' or 'best_seen', got {self.incumbent!r}")
-        if self.rank_gate not in ("none", "median"):
-            raise ValueError(f"rank_gate must be 'none' or 'median', got {self.rank_gate!r}")
+        if self.rank_gate not in ("none", "median", "median_or"):
+            raise ValueError(f"rank_gate must be 'none', 'median' or 'median_or', got "
+                             f"{self.rank_gate!r}")
+        vt = self.veto_threshold
+        if not (isinstance(vt, (int, float)) and self.threshold <= vt <= 1.0):
+            raise ValueError(f"veto_threshold must be in [threshold, 1] = [{self.threshold}, 1], "
+                             f"got {vt!r}")
         ms = self.min_samples
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < 1:
             raise ValueError(f"min_samples must be an integer >= 1, got {ms!r}")
@@ -275,7 +290,7 @@ def judge(
         mode: the user's direction (for converting back).
         forecast_steps: shape (n,), the prefix end each grid was made from.
         median_other: shape (n,), internal median of the other trials' values at each step
-            (NaN: too few), used by ``rank_gate="median"``.
+            (NaN: too few), used by ``rank_gate="median"`` and ``"median_or"``.
 
     Returns:
         n verdicts, in order.
@@ -327,10 +342,14 @@ def judge(
             q05, q50, q95 = -g[_I95], -g[_I50], -g[_I05]
         p = float(pb[i])
         stop = p < thr[i]
+        reason = Reason.P_BEAT_LOW if stop else Reason.P_BEAT_OK
+        if (not stop and cfg.rank_gate == "median_or" and median_other is not None
+                and math.isfinite(median_other[i]) and best[i] < median_other[i]
+                and p < cfg.veto_threshold):
+            stop, reason = True, Reason.BELOW_MEDIAN
         out.append(
             Verdict(
-                tid, st, bool(stop),
-                (Reason.P_BEAT_LOW if stop else Reason.P_BEAT_OK).value,
+                tid, st, bool(stop), reason.value,
                 p_beat=p, q05=float(q05), q50=float(q50), q95=float(q95), incumbent=inc_u,
                 threshold=float(thr[i]),
                 forecast_step=None if forecast_steps is None else float(forecast_steps[i]),

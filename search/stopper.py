@@ -248,9 +248,10 @@ class CurveStopper:
             and math.isfinite(inc) and not self._best[r] > inc
         )
         med = math.nan
-        if self.config.rank_gate == "median" and needs_forecast:
+        if self.config.rank_gate != "none" and needs_forecast:
             med = self._median_other(st, v)
-            needs_forecast = math.isfinite(med) and self._best[r] < med
+            if self.config.rank_gate == "median":
+                needs_forecast = math.isfinite(med) and self._best[r] < med
         if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
             w = self.config.batch_wait
             since = self._pending.setdefault(r, st)

@@ -295,3 +295,28 @@ def test_batch_wait_turns_per_trial_forecasts_into_one_batch_per_step():
     second = [s.observe(f"t{i}", 2, 0.2) for i in range(50)]
     assert m.calls == [50]  # the first trial that waited a step forecasts for everyone
     assert all(v.stop and v.reason == "p_beat_low" for v in second)
+
+
+@pytest.mark.parametrize("veto, stopped", [(0.5, True), (0.06, False), (0.05, False)])
+def test_median_or_stops_below_median_unless_the_forecast_vetoes(veto, stopped):
+    # N(last, 0.3^2) forecasts, incumbent 0.9: at 0.45, P(beat) = 1 - Phi(1.5) = 0.067
+    s = stopper(model=GaussModel(sd=0.3), rank_gate="median_or", veto_threshold=veto,
+                min_samples=3, grace_epochs=1)
+    finish(s, "good", 0.9)
+    for tid, val in (("a", 0.2), ("b", 0.4), ("c", 0.6)):
+        s.observe(tid, 1, val)  # others at step 1: 0.9, 0.2, 0.4, 0.6 -> median 0.5
+    v = s.observe("d", 1, 0.45)
+    assert v.p_beat == pytest.approx(1 - norm.cdf(1.5), abs=0.01)
+    assert v.stop is stopped
+    assert v.reason == ("below_median" if stopped else "p_beat_ok")
+    above = s.observe("e", 1, 0.55)  # above the median: only the forecast rule applies
+    assert not above.stop and above.reason == "p_beat_ok"
+    low = s.observe("f", 1, 0.1)  # hopeless: the plain rule, whatever the veto
+    assert low.stop and low.reason == "p_beat_low"
+
+
+def test_veto_threshold_must_lie_between_threshold_and_one():
+    with pytest.raises(ValueError, match="veto_threshold"):
+        PolicyConfig(threshold=0.1, veto_threshold=0.05)
+    with pytest.raises(ValueError, match="rank_gate"):
+        PolicyConfig(rank_gate="mean")
