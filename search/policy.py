@@ -25,8 +25,9 @@ reason              stop   when
 ``forecast_pending`` no    (``batch_wait`` > 0) waiting, at most ``batch_wait`` steps, for the
                            next batched forecast
 ``p_beat_low``      yes    P(final beats incumbent) < the effective threshold
-``below_median``    yes    (``rank_gate="median_or"``) below the other trials' median at this step
-                           (at least ``min_samples`` of them) and P(final beats incumbent) <
+``below_median``    yes    (``rank_gate="median_or"``) best value so far below the median of the
+                           other trials' running means at this step (Ray's MedianStoppingRule;
+                           at least ``min_samples`` of them) and P(final beats incumbent) <
                            ``veto_threshold``: median stopping whose stops the forecast can veto
 ``p_beat_ok``       no     otherwise
 ==================  =====  ==============================================================
@@ -99,8 +100,14 @@ class PolicyConfig:
         grace_epochs: no stop (except divergence) before this step.
         decision_interval: decide at steps grace, grace + k, grace + 2k, ...
         compute_exponent: >= 0; the threshold shrinks as ``(remaining/horizon)**exponent``.
-        incumbent: ``completed`` (best final value of trials that reached the horizon) or
-            ``best_seen`` (best value any trial has reported at any step, Domhan's y_best).
+        incumbent: ``completed`` (best final value of trials that reached the horizon),
+            ``best_seen`` (best value any trial has reported at any step, Domhan's y_best) or
+            ``top_fraction`` (the final value a trial must beat to end in the best
+            ``top_fraction`` of all trials started: the k-th best completed final,
+            k = ceil(top_fraction x trials seen), trials stopped early counted as worse; the
+            rule then keeps every trial with a real chance to finish near the top, not only
+            those that may beat the best: for sweeps that want a good top-k, or late bloomers).
+        top_fraction: see ``incumbent="top_fraction"``; in (0, 1).
         before_completion: with ``incumbent="completed"`` and no trial completed yet, compare
             with the best value other trials reported at the same step (``same_step``), or do
             not stop (``none``).
@@ -109,7 +116,8 @@ class PolicyConfig:
         rank_gate: ``"median"``: a trial may be stopped only if its best value so far is below
             the median of the other trials' values at the same step (at least
             ``min_samples`` of them); the forecast then decides. ``"median_or"``: the forecast
-            rule, *or* stop a trial below that median unless P(final beats incumbent) >=
+            rule, *or* stop a trial whose best value is below the median of the other trials'
+            running means at this step (the statistic of Ray's ``MedianStoppingRule``) unless P(final beats incumbent) >=
             ``veto_threshold`` (median stopping with a forecast veto: fast like the median
             rule, while a trial whose forecast still gives it a real chance, a late bloomer
             whose schedule says it will improve, is kept). ``"none"``: the forecast alone.
@@ -124,7 +132,8 @@ class PolicyConfig:
     grace_epochs: int = 3
     decision_interval: int = 1
     compute_exponent: float = 0.0
-    incumbent: Literal["completed", "best_seen"] = "completed"
+    incumbent: Literal["completed", "best_seen", "top_fraction"] = "completed"
+    top_fraction: float = 0.1
     before_completion: Literal["same_step", "none"] = "same_step"
     max_forecast_age: int = 1
     rank_gate: Literal["none", "median", "median_or"] = "none"
@@ -145,8 +154,12 @@ class PolicyConfig:
         ce = self.compute_exponent
         if not isinstance(ce, (int, float)) or not math.isfinite(ce) or ce < 0:
             raise ValueError(f"compute_exponent must be a finite number >= 0, got {ce!r}")
-        if self.incumbent not in ("completed", "best_seen"):
-            raise ValueError(f"incumbent must be 'completed' or 'best_seen', got {self.incumbent!r}")
+        if self.incumbent not in ("completed", "best_seen", "top_fraction"):
+            raise ValueError(f"incumbent must be 'completed', 'best_seen' or 'top_fraction', "
+                             f"got {self.incumbent!r}")
+        tf = self.top_fraction
+        if not (isinstance(tf, (int, float)) and 0.0 < tf < 1.0):
+            raise ValueError(f"top_fraction must be in (0, 1), got {tf!r}")
         if self.rank_gate not in ("none", "median", "median_or"):
             raise ValueError(f"rank_gate must be 'none', 'median' or 'median_or', got "
                              f"{self.rank_gate!r}")

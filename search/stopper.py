@@ -98,14 +98,19 @@ class CurveStopper:
         self._grid = np.full((cap, k), np.nan, dtype=np.float64)
         self._grid_step = np.full(cap, -np.inf)
         self._best = np.full(cap, -np.inf)  # internal best finite observed value
+        self._sum = np.zeros(cap)  # sum and count of finite internal values (running mean)
+        self._cnt = np.zeros(cap, dtype=np.int64)
         self._alive = np.zeros(cap, dtype=bool)
         self._dirty: set[int] = set()
         self._pending: dict[int, float] = {}  # row -> step since which it awaits a forecast
         self._completed_best = -math.inf
         self._n_completed = 0
+        self._finals: list[float] = []  # sorted internal final values of completed trials
         self._best_seen = _Top2()
         self._same_step: dict[float, _Top2] = {}
         self._step_vals: dict[float, list[float]] = {}  # sorted finite values per step
+        # sorted running means (of each trial's finite values up to the step) per step
+        self._step_means: dict[float, list[float]] = {}
         self._last: dict[str, Verdict | dict] = {}
         self.n_forecasts = 0  # curves forecast (for measurements)
         self.n_batches = 0
@@ -119,7 +124,8 @@ class CurveStopper:
         g = np.full((new, self._grid.shape[1]), np.nan)
         g[:cap] = self._grid
         self._grid = g
-        for name, fill in (("_grid_step", -np.inf), ("_best", -np.inf)):
+        for name, fill in (("_grid_step", -np.inf), ("_best", -np.inf), ("_sum", 0.0),
+                           ("_cnt", 0)):
             a = np.full(new, fill)
             a[:cap] = getattr(self, name)
             setattr(self, name, a)
@@ -159,10 +165,7 @@ class CurveStopper:
         self._dirty.discard(r)
         n = self.store.length(tid)
         if n and self.store.last_step(tid) >= self.horizon:
-            v = self.sign * float(self.store.values(tid)[-1])
-            if math.isfinite(v):
-                self._completed_best = max(self._completed_best, v)
-                self._n_completed += 1
+            self._add_final(self.sign * float(self.store.values(tid)[-1]))
 
     def record_final(self, trial_id: str, value: float) -> None:
         """A trial finished with final ``value`` (user units), as reported by the framework
@@ -170,10 +173,13 @@ class CurveStopper:
         tid = str(trial_id)
         self.add_trial(tid, alive=False)
         self._dirty.discard(self.store.row(tid))
-        v = self.sign * float(value)
+        self._add_final(self.sign * float(value))
+
+    def _add_final(self, v: float) -> None:
         if math.isfinite(v):
             self._completed_best = max(self._completed_best, v)
             self._n_completed += 1
+            bisect.insort(self._finals, v)
 
     def record(self, trial_id: str, step: float, value: float) -> None:
         """Record a point without judging it (catching up on points seen elsewhere)."""
@@ -182,13 +188,21 @@ class CurveStopper:
             self.add_trial(tid)
         r = self.store.row(tid)
         if self.store.append(tid, float(step), float(value)):
-            v = self.sign * float(value)
-            if math.isfinite(v):
-                self._best[r] = max(self._best[r], v)
-                self._best_seen.push(v, r)
-                self._same_step.setdefault(float(step), _Top2()).push(v, r)
-                bisect.insort(self._step_vals.setdefault(float(step), []), v)
+            self._note(r, float(step), self.sign * float(value))
             self._dirty.add(r)
+
+    def _note(self, r: int, step: float, v: float) -> None:
+        """Book a new internal value of row ``r`` at ``step`` (finite values only)."""
+        if not math.isfinite(v):
+            return
+        self._best[r] = max(self._best[r], v)
+        self._best_seen.push(v, r)
+        self._same_step.setdefault(step, _Top2()).push(v, r)
+        bisect.insort(self._step_vals.setdefault(step, []), v)
+        self._sum[r] += v
+        self._cnt[r] += 1
+        if self.config.rank_gate == "median_or":  # kept only where used (memory at scale)
+            bisect.insort(self._step_means.setdefault(step, []), self._sum[r] / self._cnt[r])
 
     @property
     def last_verdict(self) -> dict[str, dict]:
@@ -232,15 +246,12 @@ class CurveStopper:
             prev = self.sign * self.store.values(tid)
             prev = prev[np.isfinite(prev)]
             self._best[r] = float(prev.max()) if prev.size else -math.inf
+            self._sum[r], self._cnt[r] = float(prev.sum()), prev.size
             self._grid_step[r] = -math.inf
             self.store.append(tid, st, v_user)
         self._alive[r] = True
         v = self.sign * v_user
-        if math.isfinite(v):
-            self._best[r] = max(self._best[r], v)
-            self._best_seen.push(v, r)
-            self._same_step.setdefault(st, _Top2()).push(v, r)
-            bisect.insort(self._step_vals.setdefault(st, []), v)
+        self._note(r, st, v)
         self._dirty.add(r)
         inc = self._incumbent_for(r, st)
         needs_forecast = (
@@ -249,7 +260,10 @@ class CurveStopper:
         )
         med = math.nan
         if self.config.rank_gate != "none" and needs_forecast:
-            med = self._median_other(st, v)
+            if self.config.rank_gate == "median":
+                med = self._median_other(self._step_vals, st, v)
+            else:  # median_or: Ray's MedianStoppingRule's statistic, the others' running means
+                med = self._median_other(self._step_means, st, self._sum[r] / self._cnt[r])
             if self.config.rank_gate == "median":
                 needs_forecast = math.isfinite(med) and self._best[r] < med
         if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
@@ -279,9 +293,10 @@ class CurveStopper:
             self.on_verdict(vd)
         return vd
 
-    def _median_other(self, step: float, own: float) -> float:
-        """Median of the other trials' values at ``step`` (NaN if fewer than min_samples)."""
-        vals = self._step_vals.get(step)
+    def _median_other(self, table: dict[float, list[float]], step: float, own: float) -> float:
+        """Median of the other trials' entries of ``table`` at ``step`` (values or running
+        means; NaN if fewer than min_samples)."""
+        vals = table.get(step)
         if not vals:
             return math.nan
         n = len(vals) - 1  # without the trial's own value
@@ -297,6 +312,11 @@ class CurveStopper:
         if cfg.incumbent == "best_seen":
             return self._best_seen.other_than(r)
         if self._n_completed:
+            if cfg.incumbent == "top_fraction":
+                # the value a trial must beat to finish in the top fraction of all trials seen
+                # (trials stopped early are taken as worse than it)
+                k = max(1, math.ceil(cfg.top_fraction * len(self.store.ids)))
+                return self._finals[-k] if len(self._finals) >= k else self._finals[0]
             return self._completed_best
         if cfg.before_completion == "same_step":
             t = self._same_step.get(step)
@@ -350,6 +370,7 @@ class CurveStopper:
             "alive": [ids[r] for r in range(len(ids)) if self._alive[r]],
             "completed_best": None if self._n_completed == 0 else self._completed_best,
             "n_completed": self._n_completed,
+            "finals": list(self._finals),
             "last_verdict": {k: _json_safe(v) for k, v in self.last_verdict.items()},
         }
 
@@ -371,18 +392,14 @@ class CurveStopper:
             r = fresh.store.row(tid)
             for step, value in pts:
                 fresh.store.append(tid, float(step), float(value))
-                v = fresh.sign * float(value)
-                if math.isfinite(v):
-                    fresh._best[r] = max(fresh._best[r], v)
-                    fresh._best_seen.push(v, r)
-                    fresh._same_step.setdefault(float(step), _Top2()).push(v, r)
-                    bisect.insort(fresh._step_vals.setdefault(float(step), []), v)
+                fresh._note(r, float(step), fresh.sign * float(value))
             fresh._alive[r] = tid in alive
             if tid in alive:
                 fresh._dirty.add(r)
         if data.get("completed_best") is not None:
             fresh._completed_best = float(data["completed_best"])
             fresh._n_completed = int(data.get("n_completed", 1))
+            fresh._finals = sorted(float(v) for v in data.get("finals", [fresh._completed_best]))
         fresh._last = dict(data.get("last_verdict", {}))
         self.__dict__.update(fresh.__dict__)
 

@@ -320,3 +320,21 @@ def test_veto_threshold_must_lie_between_threshold_and_one():
         PolicyConfig(threshold=0.1, veto_threshold=0.05)
     with pytest.raises(ValueError, match="rank_gate"):
         PolicyConfig(rank_gate="mean")
+
+
+@pytest.mark.parametrize("incumbent, stop, reason, bar", [
+    ("completed", True, "p_beat_low", 0.9),
+    ("top_fraction", False, "beats_incumbent", 0.7),
+])
+def test_top_fraction_incumbent_is_the_kth_best_final(incumbent, stop, reason, bar):
+    s = stopper(incumbent=incumbent, top_fraction=0.2, grace_epochs=1)
+    for tid, final in (("a", 0.9), ("b", 0.8), ("c", 0.7)):
+        finish(s, tid, final)
+    for i in range(7):
+        s.add_trial(f"x{i}")  # 11 trials with the one judged: k = ceil(0.2 * 11) = 3
+    v = s.observe("t", 1, 0.75)
+    assert (v.stop, v.reason, v.incumbent) == (stop, reason, bar)
+    low = s.observe("u", 1, 0.5)  # far below the bar either way
+    assert low.stop and low.reason == "p_beat_low"
+    back = CurveStopper.from_dict(json.loads(json.dumps(s.to_dict())), GaussModel())
+    assert back._incumbent_for(back.store.row("t"), 1.0) == s._incumbent_for(s.store.row("t"), 1.0)
