@@ -323,6 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-forecast", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--json", required=True)
+    ap.add_argument("--policy", default="{}",
+                    help="PolicyConfig fields as JSON for the curve schedulers, e.g. "
+                         "'{\"incumbent\": \"top_fraction\", \"top_fraction\": 0.1}' "
+                         "(default: the default policy); the scheduler names get the fields "
+                         "as a suffix")
     ap.add_argument("--schedule-weights", default=None,
                     help="weights of the schedule-aware PFN (default: the shipped ones)")
     a = ap.parse_args(argv)
@@ -353,8 +358,15 @@ def main(argv: list[str] | None = None) -> None:
     if not a.skip_replay:
         from search.policy import PolicyConfig
 
-        out["replays"] = run_replays(data, models, PolicyConfig(), schedulers, a.seeds, a.workers,
-                                     a.max_configs)
+        pol = json.loads(a.policy)
+        out["policy"] = pol
+        out["replays"] = run_replays(data, models, PolicyConfig(**pol), schedulers, a.seeds,
+                                     a.workers, a.max_configs)
+        if pol:  # label the curve rows with the policy they ran
+            tag = ",".join(f"{k}={v}" for k, v in sorted(pol.items()))
+            for r in out["replays"]:
+                if r["scheduler"].startswith("curve"):
+                    r["scheduler"] += f"[{tag}]"
         out["replay_summary"] = summarize_replays(out["replays"])
         for r in out["replay_summary"]:
             print(json.dumps(r))

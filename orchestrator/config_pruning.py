@@ -77,8 +77,12 @@ class CurvePruning(_Pruning):
     compute_exponent: float = Field(
         0.0, ge=0, description="threshold x (remaining epochs / max_epochs) ** this (0: plain rule)"
     )
-    incumbent: Literal["completed", "best_seen"] = Field(
-        "completed", description="the value to beat: best completed final, or best value seen"
+    incumbent: Literal["completed", "best_seen", "top_fraction"] = Field(
+        "completed", description="the value to beat: best completed final, best value seen, or "
+        "the final value that ranks in the best top_fraction of the sweep"
+    )
+    top_fraction: float = Field(
+        0.1, gt=0, lt=1, description="with incumbent: top_fraction, the share of the sweep to keep"
     )
     before_completion: Literal["same_step", "none"] = Field(
         "same_step",
@@ -87,8 +91,13 @@ class CurvePruning(_Pruning):
     max_forecast_age: int = Field(
         1, ge=0, description="reuse a trial's forecast made at most this many epochs ago"
     )
-    rank_gate: Literal["none", "median"] = Field(
-        "none", description="'median': only trials below the other trials' median may stop"
+    rank_gate: Literal["none", "median", "median_or"] = Field(
+        "none", description="'median': only trials below the other trials' median may stop; "
+        "'median_or': also stop trials below the median of running means unless "
+        "P(beat) >= veto_threshold"
+    )
+    veto_threshold: float = Field(
+        0.5, gt=0, le=1, description="with rank_gate: median_or, P(beat) that keeps a trial"
     )
     min_samples: int = Field(3, ge=1, description="trials needed at an epoch for the median gate")
     batch_wait: int = Field(

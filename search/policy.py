@@ -102,11 +102,13 @@ class PolicyConfig:
         compute_exponent: >= 0; the threshold shrinks as ``(remaining/horizon)**exponent``.
         incumbent: ``completed`` (best final value of trials that reached the horizon),
             ``best_seen`` (best value any trial has reported at any step, Domhan's y_best) or
-            ``top_fraction`` (the final value a trial must beat to end in the best
-            ``top_fraction`` of all trials started: the k-th best completed final,
-            k = ceil(top_fraction x trials seen), trials stopped early counted as worse; the
-            rule then keeps every trial with a real chance to finish near the top, not only
-            those that may beat the best: for sweeps that want a good top-k, or late bloomers).
+            ``top_fraction`` (the final value a trial must reach to end in the best
+            ``top_fraction`` of the sweep: the k-th best of the final values known so far,
+            k = ceil(top_fraction x their number), where completed trials count with their
+            final value and trials the rule stopped with their forecast median at the stop
+            (so the survivors alone do not set the bar); the rule then keeps every trial with a
+            real chance to finish near the top, not only those that may beat the best: for
+            sweeps that want a good top-k, or that must not lose late bloomers).
         top_fraction: see ``incumbent="top_fraction"``; in (0, 1).
         before_completion: with ``incumbent="completed"`` and no trial completed yet, compare
             with the best value other trials reported at the same step (``same_step``), or do
@@ -121,7 +123,7 @@ class PolicyConfig:
             ``veto_threshold`` (median stopping with a forecast veto: fast like the median
             rule, while a trial whose forecast still gives it a real chance, a late bloomer
             whose schedule says it will improve, is kept). ``"none"``: the forecast alone.
-        veto_threshold: see ``rank_gate="median_or"``; in [threshold, 1].
+        veto_threshold: see ``rank_gate="median_or"``; in (0, 1], and >= threshold there.
         min_samples: trials needed at a step for the median gate.
         batch_wait: a trial with no fresh forecast may continue up to this many steps until
             another trial triggers a batch (0: forecast at once). With many live trials this
@@ -164,7 +166,8 @@ class PolicyConfig:
             raise ValueError(f"rank_gate must be 'none', 'median' or 'median_or', got "
                              f"{self.rank_gate!r}")
         vt = self.veto_threshold
-        if not (isinstance(vt, (int, float)) and self.threshold <= vt <= 1.0):
+        if not (isinstance(vt, (int, float)) and 0.0 < vt <= 1.0) or (
+                self.rank_gate == "median_or" and vt < self.threshold):
             raise ValueError(f"veto_threshold must be in [threshold, 1] = [{self.threshold}, 1], "
                              f"got {vt!r}")
         ms = self.min_samples

@@ -40,6 +40,8 @@ from search.policy import (
     sign_of,
 )
 
+_I50 = int(np.argmin(np.abs(QUANTILE_GRID - 0.5)))
+
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
 
@@ -106,6 +108,9 @@ class CurveStopper:
         self._completed_best = -math.inf
         self._n_completed = 0
         self._finals: list[float] = []  # sorted internal final values of completed trials
+        # sorted estimates of every decided trial's final value (internal): completed trials'
+        # finals and, for trials this stopper stopped, their forecast median (-inf: diverged)
+        self._pop: list[float] = []
         self._best_seen = _Top2()
         self._same_step: dict[float, _Top2] = {}
         self._step_vals: dict[float, list[float]] = {}  # sorted finite values per step
@@ -180,6 +185,7 @@ class CurveStopper:
             self._completed_best = max(self._completed_best, v)
             self._n_completed += 1
             bisect.insort(self._finals, v)
+            bisect.insort(self._pop, v)
 
     def record(self, trial_id: str, step: float, value: float) -> None:
         """Record a point without judging it (catching up on points seen elsewhere)."""
@@ -282,6 +288,8 @@ class CurveStopper:
             median_other=np.array([med]),
         )[0]
         if vd.stop:
+            est = self._grid[r, _I50] if vd.reason != Reason.DIVERGED.value else -math.inf
+            bisect.insort(self._pop, float(est) if math.isfinite(est) else -math.inf)
             self._alive[r] = False
             self._dirty.discard(r)
             self._pending.pop(r, None)
@@ -315,8 +323,8 @@ class CurveStopper:
             if cfg.incumbent == "top_fraction":
                 # the value a trial must beat to finish in the top fraction of all trials seen
                 # (trials stopped early are taken as worse than it)
-                k = max(1, math.ceil(cfg.top_fraction * len(self.store.ids)))
-                return self._finals[-k] if len(self._finals) >= k else self._finals[0]
+                k = max(1, math.ceil(cfg.top_fraction * len(self._pop)))
+                return self._pop[-k]
             return self._completed_best
         if cfg.before_completion == "same_step":
             t = self._same_step.get(step)
@@ -371,6 +379,7 @@ class CurveStopper:
             "completed_best": None if self._n_completed == 0 else self._completed_best,
             "n_completed": self._n_completed,
             "finals": list(self._finals),
+            "population": [v if math.isfinite(v) else None for v in self._pop],
             "last_verdict": {k: _json_safe(v) for k, v in self.last_verdict.items()},
         }
 
@@ -400,6 +409,8 @@ class CurveStopper:
             fresh._completed_best = float(data["completed_best"])
             fresh._n_completed = int(data.get("n_completed", 1))
             fresh._finals = sorted(float(v) for v in data.get("finals", [fresh._completed_best]))
+        fresh._pop = sorted(-math.inf if v is None else float(v)
+                            for v in data.get("population", fresh._finals))
         fresh._last = dict(data.get("last_verdict", {}))
         self.__dict__.update(fresh.__dict__)
 

@@ -67,7 +67,8 @@ class CurveScheduler(FIFOScheduler):
             config by convention (TaskSet's decays, the built-in MLP's ``lr_schedule``). A trial
             whose schedule cannot be resolved is forecast without one (logged). None: no schedules.
         threshold, grace_epochs, decision_interval, compute_exponent, incumbent,
-            before_completion, max_forecast_age, rank_gate, min_samples, batch_wait: the policy's knobs (see
+            before_completion, max_forecast_age, rank_gate, min_samples, batch_wait,
+            veto_threshold, top_fraction: the policy's knobs (see
             :class:`~search.policy.PolicyConfig`); or pass ``config``.
         config: a ready ``PolicyConfig`` (then the knobs above must be left at their defaults).
         on_verdict: optional callable receiving every :class:`~search.policy.Verdict`.
@@ -94,6 +95,8 @@ class CurveScheduler(FIFOScheduler):
         max_forecast_age: int = 1,
         rank_gate: str = "none",
         min_samples: int = 3,
+        veto_threshold: float = 0.5,
+        top_fraction: float = 0.1,
         batch_wait: int = 0,
         config: PolicyConfig | None = None,
         on_verdict: Callable[[Verdict], None] | None = None,
@@ -118,6 +121,7 @@ class CurveScheduler(FIFOScheduler):
                 incumbent=incumbent, before_completion=before_completion,  # type: ignore[arg-type]
                 max_forecast_age=max_forecast_age, rank_gate=rank_gate,  # type: ignore[arg-type]
                 min_samples=min_samples, batch_wait=batch_wait,
+                veto_threshold=veto_threshold, top_fraction=top_fraction,
             )
         elif not isinstance(config, PolicyConfig):
             raise ValueError(f"config must be a PolicyConfig, got {config!r}")

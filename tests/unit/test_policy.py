@@ -317,24 +317,28 @@ def test_median_or_stops_below_median_unless_the_forecast_vetoes(veto, stopped):
 
 def test_veto_threshold_must_lie_between_threshold_and_one():
     with pytest.raises(ValueError, match="veto_threshold"):
-        PolicyConfig(threshold=0.1, veto_threshold=0.05)
+        PolicyConfig(threshold=0.1, veto_threshold=0.05, rank_gate="median_or")
+    with pytest.raises(ValueError, match="veto_threshold"):
+        PolicyConfig(veto_threshold=1.5)
+    PolicyConfig(threshold=0.6)  # the veto's default (0.5) matters only with median_or
     with pytest.raises(ValueError, match="rank_gate"):
         PolicyConfig(rank_gate="mean")
 
 
 @pytest.mark.parametrize("incumbent, stop, reason, bar", [
     ("completed", True, "p_beat_low", 0.9),
-    ("top_fraction", False, "beats_incumbent", 0.7),
+    ("top_fraction", False, "beats_incumbent", 0.8),
 ])
 def test_top_fraction_incumbent_is_the_kth_best_final(incumbent, stop, reason, bar):
     s = stopper(incumbent=incumbent, top_fraction=0.2, grace_epochs=1)
-    for tid, final in (("a", 0.9), ("b", 0.8), ("c", 0.7)):
-        finish(s, tid, final)
-    for i in range(7):
-        s.add_trial(f"x{i}")  # 11 trials with the one judged: k = ceil(0.2 * 11) = 3
-    v = s.observe("t", 1, 0.75)
+    for i in range(10):  # finals 0.9, 0.8, ..., 0.0: k = ceil(0.2 * 10) = 2
+        s.record_final(f"c{i}", round(0.9 - 0.1 * i, 1))
+    v = s.observe("t", 1, 0.81)  # N(0.81, 0.05^2): P(> 0.9) = 0.036
     assert (v.stop, v.reason, v.incumbent) == (stop, reason, bar)
     low = s.observe("u", 1, 0.5)  # far below the bar either way
     assert low.stop and low.reason == "p_beat_low"
+    if incumbent == "top_fraction":
+        # the stopped trial counts with its forecast median (0.5): 11 values, k = 3 -> 0.7
+        assert s._incumbent_for(s.store.row("t"), 2.0) == pytest.approx(0.7)
     back = CurveStopper.from_dict(json.loads(json.dumps(s.to_dict())), GaussModel())
     assert back._incumbent_for(back.store.row("t"), 1.0) == s._incumbent_for(s.store.row("t"), 1.0)
