@@ -156,6 +156,10 @@ def main(argv=None) -> None:
     ap.add_argument("--models", default="pfn,parametric,last-value")
     ap.add_argument("--slow-batch", type=int, default=8, help="curves used to time the parametric model")
     ap.add_argument("--parametric-steps", type=int, default=200)
+    ap.add_argument("--parametric-walkers", type=int, default=12,
+                    help="MCMC walkers (Domhan et al. 2015 used 100 walkers x 2,500 steps)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only time the models (on the first task's 40%% cutoff), no cells")
     ap.add_argument("--pfn-weights", type=Path, default=None, help="a .pt other than the shipped one")
     ap.add_argument("--cells-from", type=Path, action="append", default=[],
                     help="merge cells and latencies of other models from an earlier run's JSON "
@@ -169,7 +173,8 @@ def main(argv=None) -> None:
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     models = {}
     for nm in names:
-        kw = {"n_steps": a.parametric_steps, "seed": a.seed} if nm == "parametric" else {}
+        kw = ({"n_steps": a.parametric_steps, "n_walkers": a.parametric_walkers, "seed": a.seed}
+              if nm == "parametric" else {})
         if nm == "pfn" and a.pfn_weights is not None:
             kw = {"weights": a.pfn_weights}
         models[nm] = get_model(nm, **kw)
@@ -190,6 +195,8 @@ def main(argv=None) -> None:
                 if timing_cases is None and frac == 0.4:
                     timing_cases = (curves, targets, mode)
                 for nm, model in models.items():
+                    if a.latency_only:
+                        break
                     s = cell_scores(model, curves, finals, targets, mode)
                     cells.append({"benchmark": bench, "task": task, "cutoff": frac, "model": nm, **s})
                     print(f"[{time.time() - t_start:7.0f}s] {bench}/{task} cutoff {frac} {nm}: "
