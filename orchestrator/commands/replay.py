@@ -52,13 +52,21 @@ def _split(ctx, param, value: str) -> list[str]:
 @click.option("--grace-epochs", type=int, default=None)
 @click.option("--decision-interval", type=int, default=None)
 @click.option("--compute-exponent", type=float, default=None)
+@click.option("--rank-gate", type=click.Choice(["none", "median", "median_or"]), default=None,
+              help="Curve scheduler: combine with the others' median (see README).")
+@click.option("--veto-threshold", type=float, default=None,
+              help="Curve scheduler, --rank-gate median_or: P(beat) that keeps a trial.")
+@click.option("--incumbent", type=click.Choice(["completed", "best_seen", "top_fraction"]),
+              default=None, help="Curve scheduler: the value a trial must beat.")
+@click.option("--top-fraction", type=float, default=None,
+              help="Curve scheduler, --incumbent top_fraction: the share of the sweep to keep.")
 @click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
               help="Time decisions by the driver thread's CPU time or by wall time.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Write results as JSON here.")
 def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, workers, seeds,
             max_configs, model, threshold, grace_epochs, decision_interval, compute_exponent,
-            clock, json_out) -> None:
+            rank_gate, veto_threshold, incumbent, top_fraction, clock, json_out) -> None:
     """Replay recorded learning curves through pruning schedulers and compare them."""
     from search.policy import PolicyConfig
     from search.replay.run import format_table, run_all, summarize
@@ -82,16 +90,12 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
                                     tracking_uri=tracking_uri)]
     if not loaded:
         raise click.BadParameter(f"no tasks matched {tasks!r}", param_hint="--tasks")
-    defaults = PolicyConfig()
+    given = {"threshold": threshold, "grace_epochs": grace_epochs,
+             "decision_interval": decision_interval, "compute_exponent": compute_exponent,
+             "rank_gate": rank_gate, "veto_threshold": veto_threshold, "incumbent": incumbent,
+             "top_fraction": top_fraction}
     try:
-        cfg = PolicyConfig(
-            threshold=defaults.threshold if threshold is None else threshold,
-            grace_epochs=defaults.grace_epochs if grace_epochs is None else grace_epochs,
-            decision_interval=(defaults.decision_interval if decision_interval is None
-                               else decision_interval),
-            compute_exponent=(defaults.compute_exponent if compute_exponent is None
-                              else compute_exponent),
-        )
+        cfg = PolicyConfig(**{k: v for k, v in given.items() if v is not None})
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     fc = None

@@ -175,6 +175,26 @@ def test_cli_writes_the_documented_json(tmp_path):
     assert "median speedup" in res.output
 
 
+def test_cli_passes_policy_options_and_rejects_bad_ones(tmp_path):
+    from orchestrator.commands.replay import command
+
+    rows = [("b", "T", f"{i:03d}", e, f * (1 - 0.6 ** e), "acc", 1)
+            for i, f in enumerate(np.linspace(0.2, 0.9, 12)) for e in range(9)]
+    write_csv(tmp_path / "b", rows)
+    out = tmp_path / "r.json"
+    args = ["--curves", str(tmp_path), "--schedulers", "curve", "--model", "last-value",
+            "--workers", "2", "--seeds", "1", "--json", str(out)]
+    res = CliRunner().invoke(command, [*args, "--rank-gate", "median_or", "--veto-threshold",
+                                       "0.3", "--incumbent", "top_fraction"])
+    assert res.exit_code == 0, res.output
+    pol = json.loads(out.read_text())["settings"]["policy"]
+    assert (pol["rank_gate"], pol["veto_threshold"], pol["incumbent"]) == (
+        "median_or", 0.3, "top_fraction")
+    bad = CliRunner().invoke(command, [*args, "--rank-gate", "median_or", "--threshold", "0.5",
+                                       "--veto-threshold", "0.2"])
+    assert bad.exit_code == 2 and "veto_threshold" in bad.output
+
+
 def test_cli_rejects_unknown_scheduler(tmp_path):
     from orchestrator.commands.replay import command
 
