@@ -29,6 +29,8 @@ reason              stop   when
                            other trials' running means at this step (Ray's MedianStoppingRule;
                            at least ``min_samples`` of them) and P(final beats incumbent) <
                            ``veto_threshold``: median stopping whose stops the forecast can veto
+                           (once a trial has completed: before that there is no final value to
+                           weigh the forecast against, and the median rule alone decides)
 ``p_beat_ok``       no     otherwise
 ==================  =====  ==============================================================
 
@@ -289,6 +291,7 @@ def judge(
     mode: Mode,
     forecast_steps: np.ndarray | None = None,
     median_other: np.ndarray | None = None,
+    incumbent_is_final: np.ndarray | None = None,
 ) -> list[Verdict]:
     """Judge a batch of trials (internal units in, verdicts in user units out).
 
@@ -307,6 +310,9 @@ def judge(
         forecast_steps: shape (n,), the prefix end each grid was made from.
         median_other: shape (n,), internal median of the other trials' values at each step
             (NaN: too few), used by ``rank_gate="median"`` and ``"median_or"``.
+        incumbent_is_final: shape (n,), whether the incumbent is a completed trial's final
+            value (else a same-step value before any completion); the ``median_or`` veto needs
+            one (None: all final).
 
     Returns:
         n verdicts, in order.
@@ -359,9 +365,10 @@ def judge(
         p = float(pb[i])
         stop = p < thr[i]
         reason = Reason.P_BEAT_LOW if stop else Reason.P_BEAT_OK
+        veto = incumbent_is_final is None or bool(incumbent_is_final[i])
         if (not stop and cfg.rank_gate == "median_or" and median_other is not None
                 and math.isfinite(median_other[i]) and best[i] < median_other[i]
-                and p < cfg.veto_threshold):
+                and (not veto or p < cfg.veto_threshold)):
             stop, reason = True, Reason.BELOW_MEDIAN
         out.append(
             Verdict(

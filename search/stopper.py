@@ -286,6 +286,7 @@ class CurveStopper:
             best=self._best[r : r + 1], incumbent=np.array([inc]), grid=grid,
             horizon=self.horizon, mode=self.mode, forecast_steps=self._grid_step[r : r + 1],
             median_other=np.array([med]),
+            incumbent_is_final=np.array([self._n_completed > 0 and self.config.incumbent != "best_seen"]),
         )[0]
         if vd.stop:
             est = self._grid[r, _I50] if vd.reason != Reason.DIVERGED.value else -math.inf

@@ -342,3 +342,14 @@ def test_top_fraction_incumbent_is_the_kth_best_final(incumbent, stop, reason, b
         assert s._incumbent_for(s.store.row("t"), 2.0) == pytest.approx(0.7)
     back = CurveStopper.from_dict(json.loads(json.dumps(s.to_dict())), GaussModel())
     assert back._incumbent_for(back.store.row("t"), 1.0) == s._incumbent_for(s.store.row("t"), 1.0)
+
+
+def test_median_or_before_any_completion_is_the_median_rule_alone():
+    # no trial has completed: the incumbent is the best value at the same step (0.9), not a
+    # final value, so the forecast cannot veto a median stop (Ray's median rule decides)
+    s = stopper(model=GaussModel(sd=0.3), rank_gate="median_or", veto_threshold=0.05,
+                min_samples=3, grace_epochs=1)
+    for tid, val in (("a", 0.2), ("b", 0.4), ("c", 0.6), ("g", 0.9)):
+        s.observe(tid, 1, val)
+    v = s.observe("d", 1, 0.45)  # P(beat 0.9) = 0.067 >= the veto 0.05, below the median 0.5
+    assert v.stop and v.reason == "below_median"
