@@ -18,7 +18,10 @@ reason              stop   when
 ``horizon``         no     step >= the horizon (the trial is finishing anyway)
 ``not_due``         no     not a decision step (``decision_interval``)
 ``no_incumbent``    no     nothing to compare with yet
-``beats_incumbent`` no     the best observed value already beats the incumbent
+``beats_incumbent`` no     the trial already beats the incumbent: its latest value beats the best
+                           completed final (a validation metric that has since got worse, an
+                           overfitting run, is judged by the forecast), or with
+                           ``incumbent="best_seen"`` its best value beats the best seen
 ``above_median``    no     (``rank_gate="median"``) at or above the other trials' median at this
                            step, or fewer than ``min_samples`` others reached it
 ``model_error``     no     the forecaster failed or returned NaN for this trial
@@ -260,6 +263,18 @@ def grid_cdf(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def leads(cfg: PolicyConfig, latest: float, best: float, incumbent: float) -> bool:
+    """Whether a trial already beats its incumbent and is never stopped (internal units).
+
+    A final-value incumbent (``completed``, ``top_fraction``) is compared with the trial's latest
+    value, like with like: a run whose validation metric was once better than the best final
+    but has since got worse (overfitting) is not protected by its past. Domhan's ``best_seen``
+    incumbent is the best value at any step, so there the trial's best value counts.
+    """
+    own = best if cfg.incumbent == "best_seen" else latest
+    return own > incumbent
+
+
 def effective_threshold(cfg: PolicyConfig, step: np.ndarray, horizon: float) -> np.ndarray:
     """``threshold * (remaining / horizon) ** compute_exponent``, elementwise."""
     if cfg.compute_exponent == 0:
@@ -344,7 +359,7 @@ def judge(
         if inc_u is None:
             out.append(Verdict(tid, st, False, Reason.NO_INCUMBENT.value))
             continue
-        if best[i] > incumbent[i]:
+        if leads(cfg, float(latest[i]), float(best[i]), float(incumbent[i])):
             out.append(Verdict(tid, st, False, Reason.BEATS_INCUMBENT.value, incumbent=inc_u))
             continue
         if cfg.rank_gate == "median" and (

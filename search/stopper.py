@@ -37,6 +37,7 @@ from search.policy import (
     bad_metric,
     is_due,
     judge,
+    leads,
     sign_of,
 )
 
@@ -262,7 +263,7 @@ class CurveStopper:
         inc = self._incumbent_for(r, st)
         needs_forecast = (
             math.isfinite(v) and is_due(self.config, st) and st < self.horizon
-            and math.isfinite(inc) and not self._best[r] > inc
+            and math.isfinite(inc) and not leads(self.config, v, self._best[r], inc)
         )
         med = math.nan
         if self.config.rank_gate != "none" and needs_forecast:
@@ -341,7 +342,8 @@ class CurveStopper:
             r for r in self._dirty
             if self._alive[r] and g <= st.last_step_row(r) < self.horizon
             and math.isfinite(st.last_value_row(r))
-            and not self._best[r] > self._incumbent_for(r, st.last_step_row(r))
+            and not leads(self.config, st.last_value_row(r) * self.sign, self._best[r],
+                          self._incumbent_for(r, st.last_step_row(r)))
         )
         if not rows:
             return

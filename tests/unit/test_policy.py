@@ -85,9 +85,23 @@ def test_p_beat_ok_when_close_to_incumbent():
 def test_beats_incumbent_is_never_stopped_even_if_forecast_is_low():
     s = stopper(model=LastValueModel())
     finish(s, "good", 0.9)
-    s.observe("x", 1, 0.95)  # best observed beats the incumbent
-    v = s.observe("x", 2, 0.1)  # latest value collapses, forecast is 0.1
+    s.observe("x", 1, 0.95)
+    v = s.observe("x", 2, 0.93)  # the latest value beats the best final: kept
     assert not v.stop and v.reason == "beats_incumbent"
+
+
+@pytest.mark.parametrize("incumbent, stop, reason", [
+    ("completed", True, "p_beat_low"),  # a final is compared with the latest value
+    ("best_seen", False, "beats_incumbent"),  # Domhan's y_best with the best value
+])
+def test_a_past_lead_protects_only_against_a_best_seen_incumbent(incumbent, stop, reason):
+    s = stopper(model=LastValueModel(), incumbent=incumbent)
+    finish(s, "good", 0.9)
+    s.observe("x", 1, 0.95)  # was ahead of every final (for best_seen: of every value but
+    s.observe("x", 2, 0.96)  # good's 0.9, then its own)
+    s.observe("y", 1, 0.1)
+    v = s.observe("x", 3, 0.1)  # then collapsed (an overfitting validation metric)
+    assert (v.stop, v.reason) == (stop, reason)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
