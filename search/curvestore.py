@@ -85,6 +85,11 @@ class CurveStore:
         n = int(self._len[row])
         return float(self._steps[row, n - 1]) if n else 0.0
 
+    def prev_step_row(self, row: int) -> float:
+        """The step before the last one (NaN with fewer than two points)."""
+        n = int(self._len[row])
+        return float(self._steps[row, n - 2]) if n >= 2 else float("nan")
+
     def last_value_row(self, row: int) -> float:
         n = int(self._len[row])
         return float(self._values[row, n - 1]) if n else float("nan")

@@ -271,6 +271,12 @@ class CurveStopper:
                 med = self._median_other(self._step_vals, st, v)
             else:  # median_or: Ray's MedianStoppingRule's statistic, the others' running means
                 med = self._median_other(self._step_means, st, self._sum[r] / self._cnt[r])
+                p = self.store.prev_step_row(r)
+                if math.isnan(med) and self._cnt[r] > 1 and math.isfinite(p):
+                    # the first trial to reach this step: judge it at its previous step, which
+                    # the others have reached (Ray's rule pauses such a trial instead)
+                    own = (self._sum[r] - v) / (self._cnt[r] - 1)
+                    med = self._median_other(self._step_means, p, own)
             if self.config.rank_gate == "median":
                 needs_forecast = math.isfinite(med) and self._best[r] < med
         if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
@@ -330,7 +336,13 @@ class CurveStopper:
             return self._completed_best
         if cfg.before_completion == "same_step":
             t = self._same_step.get(step)
-            return -math.inf if t is None else t.other_than(r)
+            inc = -math.inf if t is None else t.other_than(r)
+            p = self.store.prev_step_row(r)
+            if inc == -math.inf and math.isfinite(p) and p < step:
+                # the first trial to reach this step: the best other value at its previous step
+                t = self._same_step.get(p)
+                inc = -math.inf if t is None else t.other_than(r)
+            return inc
         return -math.inf
 
     def _forecast_batch(self) -> None:

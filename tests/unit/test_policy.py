@@ -367,3 +367,16 @@ def test_median_or_before_any_completion_is_the_median_rule_alone():
         s.observe(tid, 1, val)
     v = s.observe("d", 1, 0.45)  # P(beat 0.9) = 0.067 >= the veto 0.05, below the median 0.5
     assert v.stop and v.reason == "below_median"
+
+
+def test_the_first_trial_to_reach_a_step_is_judged_at_its_previous_step():
+    # d runs ahead of everyone: at step 2 no other trial has reported yet, so its incumbent and
+    # median come from step 1, which the others have reached (it was never judged otherwise)
+    s = stopper(model=GaussModel(sd=0.4), rank_gate="median_or", min_samples=3, grace_epochs=1)
+    assert s.observe("d", 1, 0.3).reason == "no_incumbent"  # alone at step 1
+    for tid, val in (("a", 0.2), ("b", 0.4), ("c", 0.6), ("g", 0.9)):
+        s.observe(tid, 1, val)
+    v = s.observe("d", 2, 0.31)  # alone at step 2; at step 1: median of a, b, c, g = 0.5
+    # (P(N(0.31, 0.4^2) > 0.9) = 0.07: not the plain rule's stop, the median's)
+    assert v.stop and v.reason == "below_median"
+    assert v.incumbent == 0.9  # the best other value at step 1
