@@ -12,7 +12,8 @@ What is recorded (metric names are :meth:`search.scoring.TrialScore.to_metrics` 
 * at each decision point (a result of a trial): :data:`DECISION_KEYS` on that trial's run at
   the result's epoch;
 * at the end (:meth:`SweepScorer.finalize`): every component on every trial's run at its last
-  epoch, the final ``rank`` as a metric and the tags ``sweepcast.rank`` / ``sweepcast.gates``;
+  epoch, the final ``rank`` as a metric and the tags ``sweepcast.rank`` / ``sweepcast.gates``
+  (and ``sweepcast.undeclared_reads`` when a pipeline is declared);
   on the parent run the ranking table as ``scoring/ranking.md`` and ``scoring/ranking.json``
   (:data:`RANKING_MD`, :data:`RANKING_JSON`), the tag ``sweepcast.winner`` and metrics
   ``scoring.best_score``, ``scoring.value``, ``scoring.tolerance``.
@@ -45,7 +46,7 @@ from search.scoring import (
     ranking_rows,
     score_trials,
 )
-from search.scoring.penalties import flatten
+from search.scoring.penalties import flatten, undeclared_reads
 
 if TYPE_CHECKING:
     from orchestrator.config import SweepConfig
@@ -56,6 +57,7 @@ RANKING_MD = "ranking.md"
 RANKING_JSON = "ranking.json"
 TAG_RANK = "sweepcast.rank"
 TAG_GATES = "sweepcast.gates"
+TAG_UNDECLARED = "sweepcast.undeclared_reads"
 TAG_WINNER = "sweepcast.winner"
 
 #: Logged at every decision point (the full set is logged at the end).
@@ -375,8 +377,11 @@ class SweepScorer:
             if not _known(tracker, s.trial_id):  # no run to write to; it stays in the table
                 continue
             tracker.log_metrics(s.trial_id, self.step_of(s.trial_id), s.to_metrics())
-            tracker.set_tags(s.trial_id, {TAG_RANK: str(s.rank),
-                                          TAG_GATES: ",".join(s.gates) or "none"})
+            tags = {TAG_RANK: str(s.rank), TAG_GATES: ",".join(s.gates) or "none"}
+            if self.pipeline is not None:  # what the coupling penalty counted, by name
+                bad = undeclared_reads(self.pipeline, self._trials[s.trial_id].reads)
+                tags[TAG_UNDECLARED] = ",".join(f"{st}:{a}" for st, a in bad) or "none"
+            tracker.set_tags(s.trial_id, tags)
         rows = ranking_rows(scores)
         tracker.log_artifact(None, (RANKING_MD, ranking_markdown(rows).encode()), RANKING_DIR)
         tracker.log_artifact(None, (RANKING_JSON, json.dumps(

@@ -182,10 +182,19 @@ def coupling(pipeline: Pipeline | None,
     if pipeline is None:
         return None
     declared = {(s.name, i) for s in pipeline.steps for i in s.inputs}
-    seen = {(step, i) for step, reads in observed_reads.items() for i in reads}
-    undeclared = seen - declared
-    deps = declared | seen
-    return len(undeclared) / len(deps) if deps else 0.0
+    deps = declared | _seen(observed_reads)
+    return len(undeclared_reads(pipeline, observed_reads)) / len(deps) if deps else 0.0
+
+
+def _seen(observed_reads: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
+    return {(step, i) for step, reads in observed_reads.items() for i in reads}
+
+
+def undeclared_reads(pipeline: Pipeline, observed_reads: Mapping[str, Iterable[str]]
+                     ) -> list[tuple[str, str]]:
+    """The ``(step, artifact)`` reads seen at run time that the pipeline does not declare."""
+    declared = {(s.name, i) for s in pipeline.steps for i in s.inputs}
+    return sorted(_seen(observed_reads) - declared)
 
 
 def combine(params: ScoringParams, ob: float, ih: float, ch: float | None,

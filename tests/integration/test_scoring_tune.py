@@ -168,6 +168,8 @@ def test_nan_and_token_trials_are_penalised_gated_and_recorded(
     # coupling from the reads the trials reported at run time (trials.api.read_input)
     assert by_kind["good"].data.metrics["penalty.coupling"] == pytest.approx(1 / 3)
     assert better.data.metrics["penalty.coupling"] == 0.0
+    assert by_kind["good"].data.tags["sweepcast.undeclared_reads"] == "train:dataset"
+    assert better.data.tags["sweepcast.undeclared_reads"] == "none"
     assert better.data.metrics["penalty.cohesion"] == 0.0  # one responsibility per step
     hist = c.get_metric_history(better.info.run_id, "p_target")
     assert sorted(m.step for m in hist) == [1, 2, 3, 3]  # each decision point + final
