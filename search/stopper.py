@@ -108,7 +108,6 @@ class CurveStopper:
         self._pending: dict[int, float] = {}  # row -> step since which it awaits a forecast
         self._completed_best = -math.inf
         self._n_completed = 0
-        self._finals: list[float] = []  # sorted internal final values of completed trials
         # sorted estimates of every decided trial's final value (internal): completed trials'
         # finals and, for trials this stopper stopped, their forecast median (-inf: diverged)
         self._pop: list[float] = []
@@ -185,7 +184,6 @@ class CurveStopper:
         if math.isfinite(v):
             self._completed_best = max(self._completed_best, v)
             self._n_completed += 1
-            bisect.insort(self._finals, v)
             bisect.insort(self._pop, v)
 
     def record(self, trial_id: str, step: float, value: float) -> None:
@@ -266,19 +264,18 @@ class CurveStopper:
             and math.isfinite(inc) and not leads(self.config, v, self._best[r], inc)
         )
         med = math.nan
-        if self.config.rank_gate != "none" and needs_forecast:
-            if self.config.rank_gate == "median":
-                med = self._median_other(self._step_vals, st, v)
-            else:  # median_or: Ray's MedianStoppingRule's statistic, the others' running means
-                med = self._median_other(self._step_means, st, self._sum[r] / self._cnt[r])
-                p = self.store.prev_step_row(r)
-                if math.isnan(med) and self._cnt[r] > 1 and math.isfinite(p):
-                    # the first trial to reach this step: judge it at its previous step, which
-                    # the others have reached (Ray's rule pauses such a trial instead)
-                    own = (self._sum[r] - v) / (self._cnt[r] - 1)
-                    med = self._median_other(self._step_means, p, own)
-            if self.config.rank_gate == "median":
-                needs_forecast = math.isfinite(med) and self._best[r] < med
+        if self.config.rank_gate == "median" and needs_forecast:
+            med = self._median_other(self._step_vals, st, v)
+            needs_forecast = math.isfinite(med) and self._best[r] < med
+        elif self.config.rank_gate == "median_or" and needs_forecast:
+            # Ray's MedianStoppingRule's statistic: the others' running means
+            med = self._median_other(self._step_means, st, self._sum[r] / self._cnt[r])
+            p = self.store.prev_step_row(r)
+            if math.isnan(med) and self._cnt[r] > 1 and math.isfinite(p):
+                # the first trial to reach this step: judge it at its previous step, which
+                # the others have reached (Ray's rule pauses such a trial instead)
+                own = (self._sum[r] - v) / (self._cnt[r] - 1)
+                med = self._median_other(self._step_means, p, own)
         if needs_forecast and self._grid_step[r] < st - self.config.max_forecast_age:
             w = self.config.batch_wait
             since = self._pending.setdefault(r, st)
@@ -393,7 +390,6 @@ class CurveStopper:
             "alive": [ids[r] for r in range(len(ids)) if self._alive[r]],
             "completed_best": None if self._n_completed == 0 else self._completed_best,
             "n_completed": self._n_completed,
-            "finals": list(self._finals),
             "population": [v if math.isfinite(v) else None for v in self._pop],
             "last_verdict": {k: _json_safe(v) for k, v in self.last_verdict.items()},
         }
@@ -423,9 +419,10 @@ class CurveStopper:
         if data.get("completed_best") is not None:
             fresh._completed_best = float(data["completed_best"])
             fresh._n_completed = int(data.get("n_completed", 1))
-            fresh._finals = sorted(float(v) for v in data.get("finals", [fresh._completed_best]))
+        # (a state saved before the population was kept: its best final stands for it)
+        old = [] if data.get("completed_best") is None else [data["completed_best"]]
         fresh._pop = sorted(-math.inf if v is None else float(v)
-                            for v in data.get("population", fresh._finals))
+                            for v in data.get("population", old))
         fresh._last = dict(data.get("last_verdict", {}))
         self.__dict__.update(fresh.__dict__)
 

@@ -181,9 +181,13 @@ def coupling(pipeline: Pipeline | None,
     """
     if pipeline is None:
         return None
-    declared = {(s.name, i) for s in pipeline.steps for i in s.inputs}
-    deps = declared | _seen(observed_reads)
-    return len(undeclared_reads(pipeline, observed_reads)) / len(deps) if deps else 0.0
+    declared, seen = _declared(pipeline), _seen(observed_reads)
+    deps = declared | seen
+    return len(seen - declared) / len(deps) if deps else 0.0
+
+
+def _declared(pipeline: Pipeline) -> set[tuple[str, str]]:
+    return {(s.name, i) for s in pipeline.steps for i in s.inputs}
 
 
 def _seen(observed_reads: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
@@ -193,8 +197,7 @@ def _seen(observed_reads: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
 def undeclared_reads(pipeline: Pipeline, observed_reads: Mapping[str, Iterable[str]]
                      ) -> list[tuple[str, str]]:
     """The ``(step, artifact)`` reads seen at run time that the pipeline does not declare."""
-    declared = {(s.name, i) for s in pipeline.steps for i in s.inputs}
-    return sorted(_seen(observed_reads) - declared)
+    return sorted(_seen(observed_reads) - _declared(pipeline))
 
 
 def combine(params: ScoringParams, ob: float, ih: float, ch: float | None,
