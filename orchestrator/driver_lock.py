@@ -23,12 +23,14 @@ import socket
 from pathlib import Path
 from typing import Any, Self
 
+from orchestrator.sweep import SweepError
+
 log = logging.getLogger("sweepcast.lock")
 
 LOCK_FILE = "sweepcast_driver.lock"
 
 
-class DriverLockError(RuntimeError):
+class DriverLockError(SweepError):
     """Another live driver holds the sweep (the message says which and what to do)."""
 
 

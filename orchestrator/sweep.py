@@ -294,25 +294,11 @@ def run_sweep(
 
 
 def driver_lock(exp_dir: Path, force: bool = False) -> Any:
-    """The experiment folder's :class:`~orchestrator.driver_lock.DriverLock`, its refusal as a
-    :class:`SweepError` (exit 1, nothing started)."""
-    import contextlib
+    """The experiment folder's :class:`~orchestrator.driver_lock.DriverLock` (a context
+    manager; its refusal is a :class:`SweepError`: exit 1, nothing started)."""
+    from orchestrator.driver_lock import DriverLock
 
-    from orchestrator.driver_lock import DriverLock, DriverLockError
-
-    @contextlib.contextmanager
-    def held():
-        lock = DriverLock(exp_dir, force=force)
-        try:
-            lock.acquire()
-        except DriverLockError as e:
-            raise SweepError(str(e)) from None
-        try:
-            yield lock
-        finally:
-            lock.release()
-
-    return held()
+    return DriverLock(exp_dir, force=force)
 
 
 def _run(
