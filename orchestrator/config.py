@@ -168,18 +168,19 @@ class FailureConfig(_Strict):
     max_failures: int = Field(0, ge=0)
 
 
-_URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
 def check_storage_path(v: str) -> None:
-    """``storage_path`` must be a filesystem path: sweepcast keeps its own state (tracker run
-    ids, scheduler verdicts, the resume manifest) next to Tune's, with plain file I/O, so an
-    object-store URI would be written to a local folder named ``s3:``. Mount the bucket or a
-    shared volume (NFS, EFS, a ReadWriteMany PVC) and give its path instead."""
-    if _URI_RE.match(v):
-        raise ValueError(
-            f"storage_path must be a local or shared folder; object-store URIs are not "
-            f"supported yet (mount the bucket or a shared volume and give its path), got {v!r}")
+    """``storage_path`` is a folder (local or shared: NFS, EFS, a ReadWriteMany PVC) or an
+    object-store URI that pyarrow understands (``s3://bucket/prefix``, ``gs://...``, with
+    pyarrow's query options such as ``?endpoint_override=host:port&scheme=http``). A URI is
+    checked here without the network: a known scheme, a bucket, and no credentials in it (they
+    come from the environment, e.g. ``AWS_ACCESS_KEY_ID``; Tune would store a URI's in its state
+    files). Whether the bucket answers is checked when the sweep starts, before anything runs
+    (:func:`orchestrator.storage.open_remote`); see :mod:`orchestrator.storage` for what is
+    kept where."""
+    from orchestrator.storage import check_uri, is_uri
+
+    if is_uri(v):
+        check_uri(v)
 
 
 class SweepConfig(_Strict):

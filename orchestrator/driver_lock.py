@@ -11,6 +11,14 @@ node) is stale: on the same host that is detected and the lock taken over, which
 ``sweepcast resume`` after a crash needs. A lock from another host cannot be checked from here;
 it is refused unless the caller forces it (``sweepcast resume --force``, after making sure that
 driver is gone).
+
+An object-store experiment (``storage_path: s3://...``, :mod:`orchestrator.storage`) is locked
+in its local mirror as above and also by an object ``<uri>/<name>/sweepcast_driver.lock`` with
+the same content, judged by the same rules. That remote lock is **not atomic**: pyarrow has no
+conditional write (S3's ``If-None-Match``), so it is read, written, then read back after
+``REMOTE_SETTLE_S``; two drivers on different hosts that both write within that window can both
+believe they hold it. It guards against the common case (a second ``resume`` while a sweep runs,
+or a driver on another host still alive), not against two drivers started at the same moment.
 """
 
 from __future__ import annotations
@@ -20,14 +28,18 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any, Self
 
+from orchestrator.storage import LOCK_FILE
 from orchestrator.sweep import SweepError
+from orchestrator.tracking.base import mask_uri
 
 log = logging.getLogger("sweepcast.lock")
 
-LOCK_FILE = "sweepcast_driver.lock"
+#: Seconds between writing the remote lock and reading it back (see the module docstring).
+REMOTE_SETTLE_S = 0.5
 
 
 class DriverLockError(SweepError):
@@ -64,13 +76,17 @@ class DriverLock:
     """``with DriverLock(exp_dir):`` holds the sweep for this process (see the module doc).
 
     Args:
-        exp_dir: the experiment folder (created if missing).
+        exp_dir: the experiment folder (created if missing); for an object-store experiment,
+            its local mirror.
         force: take the lock over even if its holder looks alive or is on another host.
+        remote: the object-store experiment folder (an :class:`orchestrator.storage.Remote`),
+            where the lock is also held (not atomically: see the module docstring).
     """
 
-    def __init__(self, exp_dir: str | Path, *, force: bool = False) -> None:
+    def __init__(self, exp_dir: str | Path, *, force: bool = False, remote: Any = None) -> None:
         self.path = Path(exp_dir) / LOCK_FILE
         self.force = force
+        self.remote = remote
         self._mine: dict[str, Any] | None = None
 
     def holder(self) -> dict[str, Any] | None:
@@ -92,34 +108,76 @@ class DriverLock:
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self._mine = me
+            if self.remote is not None:
+                try:
+                    self._acquire_remote(me)
+                except BaseException:
+                    self.release()
+                    raise
             return
         raise DriverLockError(f"could not take the driver lock {self.path}")
 
+    def _remote_holder(self) -> dict[str, Any] | None:
+        try:
+            data = self.remote.read_bytes(LOCK_FILE)
+            return None if data is None else json.loads(data)
+        except ValueError:
+            return {}  # garbage, or being written: judged as held
+        except OSError as e:
+            raise DriverLockError(f"cannot read the driver lock at {self.remote.shown}: "
+                                  f"{mask_uri(str(e))[:300]}") from None
+
+    def _acquire_remote(self, me: dict[str, Any]) -> None:
+        where = f"{self.remote.shown} ({LOCK_FILE})"
+        for _ in range(3):
+            h = self._remote_holder()
+            if h is not None and h != me:
+                self._judge(h, where)
+            try:
+                self.remote.write_bytes(LOCK_FILE, json.dumps(me).encode())
+            except OSError as e:
+                raise DriverLockError(f"cannot write the driver lock at {where}: "
+                                      f"{mask_uri(str(e))[:300]}") from None
+            time.sleep(REMOTE_SETTLE_S)
+            if self._remote_holder() == me:
+                return
+        raise DriverLockError(f"could not take the driver lock at {where}: another driver "
+                              "keeps writing it")
+
     def _check_stale(self) -> None:
-        h = self.holder()
-        if h is None:  # being written this instant, or garbage: treat as held briefly
-            h = {}
-        host, pid = h.get("host"), h.get("pid")
-        here = host == socket.gethostname()
-        if isinstance(pid, int) and here and pid == os.getpid():
-            raise DriverLockError(f"this process already drives the sweep ({self.path})")
-        stale = here and isinstance(pid, int) and not _alive(pid, h.get("start"))
-        if not (stale or self.force):
-            where = f"pid {pid} on {host}" if host else "another process"
-            hint = ("stop that driver first (`sweepcast stop JOB_ID` for a submitted job, or "
-                    "end its process)" if here else
-                    "stop that driver first (or, if it is gone, `sweepcast resume --force`)")
-            raise DriverLockError(
-                f"the sweep in {self.path.parent} is being driven by {where} since "
-                f"{h.get('since', '?')}: {hint}")
-        log.warning("taking over the driver lock of %s (%s)", self.path.parent,
-                    "forced" if not stale else f"its driver, pid {pid}, is gone")
+        self._judge(self.holder(), str(self.path.parent))
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
 
+    def _judge(self, h: dict[str, Any] | None, where: str) -> None:
+        """Raise unless the holder ``h`` of the lock of ``where`` is gone (or ``force``)."""
+        if h is None:  # being written this instant, or garbage: treat as held briefly
+            h = {}
+        host, pid = h.get("host"), h.get("pid")
+        here = host == socket.gethostname()
+        if isinstance(pid, int) and here and pid == os.getpid():
+            raise DriverLockError(f"this process already drives the sweep ({where})")
+        stale = here and isinstance(pid, int) and not _alive(pid, h.get("start"))
+        if not (stale or self.force):
+            holder = f"pid {pid} on {host}" if host else "another process"
+            hint = ("stop that driver first (`sweepcast stop JOB_ID` for a submitted job, or "
+                    "end its process)" if here else
+                    "stop that driver first (or, if it is gone, `sweepcast resume --force`)")
+            raise DriverLockError(
+                f"the sweep in {where} is being driven by {holder} since "
+                f"{h.get('since', '?')}: {hint}")
+        log.warning("taking over the driver lock of %s (%s)", where,
+                    "forced" if not stale else f"its driver, pid {pid}, is gone")
+
     def release(self) -> None:
+        if self._mine is not None and self.remote is not None:
+            try:
+                if self._remote_holder() == self._mine:
+                    self.remote.delete(LOCK_FILE)
+            except (DriverLockError, OSError):
+                log.warning("could not remove the driver lock at %s", self.remote.shown)
         if self._mine is not None and self.holder() == self._mine:
             try:
                 self.path.unlink()

@@ -23,6 +23,13 @@ by Tune as unfinished and run again, undoing e.g. a pruning decision. :func:`rec
 closes that window: before ``Tuner.restore`` it marks such trials ended in Tune's snapshot
 (the tracker's record wins), and once the restored sweep starts their slots in the searcher's
 concurrency limit are released (:func:`_release_callback`).
+
+Object-store experiments (``storage_path: s3://...``): ``NAME_OR_PATH`` may be the experiment's
+URI (``s3://bucket/prefix/NAME``), or a name looked up under a URI ``--storage-path``. The
+experiment's top-level files (sweepcast's state and Tune's snapshot) are downloaded into a fresh
+local mirror (:class:`orchestrator.storage.Mirror`) where the steps above run on them; the
+reconciled snapshot is uploaded back before ``Tuner.restore`` reads the experiment from the
+store, and the mirror is kept uploaded until the resumed sweep ends.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from orchestrator.tracking.base import mask_uri
 
 log = logging.getLogger("sweepcast.resume")
 
@@ -71,17 +80,27 @@ def prepare_resumable(exp_dir: Path, cfg: Any) -> Path:
     return path
 
 
-def find_experiment(target: str, storage_path: str | None = None) -> Path:
-    """The experiment folder named by ``target``: a folder (or its manifest file), or a sweep
-    name looked up under ``storage_path`` (default ``$SWEEPCAST_STORAGE_PATH``, else
-    ``./sweepcast_results``) as ``NAME`` or
-    ``NAME_<YYYYmmdd-HHMMSS>``, the most recently started one winning.
+def find_experiment(target: str, storage_path: str | None = None) -> Path | str:
+    """The experiment folder named by ``target``: a folder (or its manifest file), an
+    object-store URI of one (returned as given), or a sweep name looked up under
+    ``storage_path`` (default ``$SWEEPCAST_STORAGE_PATH``, else ``./sweepcast_results``; a folder
+    or a URI) as ``NAME`` or ``NAME_<YYYYmmdd-HHMMSS>``, the most recently started one winning.
 
     Raises:
-        ResumeError: nothing resumable found (the message lists where it looked).
+        ResumeError: nothing resumable found (the message lists where it looked), or the
+            object store cannot be used (the message names it, credentials masked).
     """
+    from orchestrator.storage import is_uri
     from orchestrator.sweep import DEFAULT_STORAGE
 
+    if is_uri(target):
+        exp = _open_remote(target, "NAME_OR_PATH")
+        if not exp.exists(MANIFEST_FILE):
+            raise ResumeError(f"{exp.shown} is not a sweepcast experiment (no {MANIFEST_FILE})")
+        return target
+    storage_raw = storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH") or DEFAULT_STORAGE
+    if "/" not in target and not target.startswith(".") and is_uri(storage_raw):
+        return _find_remote(target, storage_raw)
     p = Path(target).expanduser()
     if p.is_file() and p.name == MANIFEST_FILE:
         p = p.parent
@@ -91,9 +110,8 @@ def find_experiment(target: str, storage_path: str | None = None) -> Path:
         raise ResumeError(f"{p} is not a sweepcast experiment folder (no {MANIFEST_FILE})")
     if "/" in target or target.startswith("."):
         raise ResumeError(f"no experiment folder at {p}")
-    storage = Path(storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH")
-                   or DEFAULT_STORAGE).expanduser().resolve()
-    pat = re.compile(rf"^{re.escape(target)}(_\d{{8}}-\d{{6}})?$")
+    storage = Path(storage_raw.removeprefix("file://")).expanduser().resolve()
+    pat = _name_pattern(target)
     found = [d for d in storage.glob(f"{target}*")
              if pat.match(d.name) and (d / MANIFEST_FILE).is_file()]
     if not found:
@@ -102,11 +120,50 @@ def find_experiment(target: str, storage_path: str | None = None) -> Path:
     return max(found, key=lambda d: _created(d)).resolve()
 
 
+def _name_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(name)}(_\d{{8}}-\d{{6}})?$")
+
+
 def _created(d: Path) -> float:
     try:
         return float(json.loads((d / MANIFEST_FILE).read_text()).get("created_unix", 0))
     except (OSError, ValueError):
         return 0.0
+
+
+def _open_remote(uri: str, what: str) -> Any:
+    from orchestrator.storage import StorageError, open_remote
+
+    try:
+        return open_remote(uri)
+    except StorageError as e:
+        raise ResumeError(f"{what}: {e}") from None
+
+
+def _find_remote(name: str, storage_uri: str) -> str:
+    """The URI of the latest resumable sweep ``name`` under the object-store ``storage_uri``."""
+    root = _open_remote(storage_uri, "storage_path")
+    pat = _name_pattern(name)
+    found: list[tuple[float, str]] = []
+    try:
+        for info in root.listdir():
+            if not pat.match(info.base_name):
+                continue
+            data = root.child(info.base_name).read_bytes(MANIFEST_FILE)
+            if data is None:
+                continue
+            try:
+                created = float(json.loads(data).get("created_unix", 0))
+            except ValueError:
+                created = 0.0
+            found.append((created, info.base_name))
+    except OSError as e:
+        raise ResumeError(f"storage_path: cannot list {root.shown}: "
+                          f"{mask_uri(str(e))[:300]}") from None
+    if not found:
+        raise ResumeError(f"no resumable sweep {name!r} under {root.shown} (looked for {name}/ "
+                          f"and {name}_<stamp>/ holding {MANIFEST_FILE})")
+    return root.child(max(found)[1]).uri
 
 
 def load_manifest(exp_dir: Path) -> Any:
@@ -333,9 +390,10 @@ def _callbacks_of(tuner: Any) -> list[Any]:
         raise ResumeError(f"cannot reach the restored Tuner's callbacks on this Ray ({e})") from e
 
 
-def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
+def resume_sweep(exp_dir: Path | str, *, out: TextIO | None = sys.stdout,
                  ray_address: str | None = None, force: bool = False) -> Any:
-    """Finish the sweep in ``exp_dir``; returns the runner's ``SweepResult``.
+    """Finish the sweep in ``exp_dir`` (a folder, or an object-store URI of one); returns the
+    runner's ``SweepResult``.
 
     ``force`` takes over the driver lock of a driver that looks alive or ran on another host
     (:mod:`orchestrator.driver_lock`); a dead driver's lock on this host is taken over anyway.
@@ -345,15 +403,30 @@ def resume_sweep(exp_dir: Path, *, out: TextIO | None = sys.stdout,
         SweepError: another driver holds the sweep, tracking or Ray unavailable, or Tune failed
             as a whole.
     """
+    from orchestrator.storage import Mirror, is_uri, mirror_path
     from orchestrator.sweep import driver_lock
 
+    if isinstance(exp_dir, str) and is_uri(exp_dir):
+        remote = _open_remote(exp_dir, "NAME_OR_PATH")
+        mirror = Mirror(remote, mirror_path(remote))
+        # Locked before the mirror is replaced: a live driver on this host keeps its files.
+        with driver_lock(mirror.local, force=force, remote=remote):
+            try:
+                mirror.pull()
+            except OSError as e:
+                raise ResumeError(f"cannot download the sweep state from {remote.shown}: "
+                                  f"{mask_uri(str(e))[:300]}") from None
+            cfg = load_manifest(mirror.local)
+            with mirror:
+                return _resume_locked(cfg, mirror.local, out, ray_address, mirror)
     exp_dir = Path(exp_dir).resolve()
     cfg = load_manifest(exp_dir)
     with driver_lock(exp_dir, force=force):
         return _resume_locked(cfg, exp_dir, out, ray_address)
 
 
-def _resume_locked(cfg: Any, exp_dir: Path, out: TextIO | None, ray_address: str | None) -> Any:
+def _resume_locked(cfg: Any, exp_dir: Path, out: TextIO | None, ray_address: str | None,
+                   mirror: Any = None) -> Any:
     from orchestrator.sweep import TRACKER_STATE_FILE, init_ray, make_tracker
 
     state_path = exp_dir / TRACKER_STATE_FILE
@@ -384,17 +457,17 @@ def _resume_locked(cfg: Any, exp_dir: Path, out: TextIO | None, ray_address: str
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         where = init_ray(ray_address)
-        return _resume(cfg, tracker, tracker_state, exp_dir, out, where, runless)
+        return _resume(cfg, tracker, tracker_state, exp_dir, out, where, runless, mirror)
     finally:
         tracker.close(timeout=60)
 
 
 def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path,
-            out: TextIO | None, where: str, runless: dict[str, Any]) -> Any:
+            out: TextIO | None, where: str, runless: dict[str, Any], mirror: Any = None) -> Any:
     from ray import tune
 
     from orchestrator.callbacks import Ledger, SweepCallback
-    from orchestrator.sweep import _say, fit_and_finish, load_trainable
+    from orchestrator.sweep import _say, fit_and_finish, load_trainable, location
     from orchestrator.tracking.registry import register_tracker
 
     key = str(exp_dir)
@@ -407,11 +480,16 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
         tracker, out = attach_views(cfg, tracker, out)
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
     ended = reconcile_snapshot(exp_dir, tracker_state)
+    remote = None if mirror is None else mirror.remote
+    if mirror is not None:  # Tune restores from the store: the reconciled snapshot goes there
+        mirror.push(strict=True)
     mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs)
     trainable = tune.with_resources(
         load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     )
-    tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+    where_tune: dict[str, Any] = ({"path": str(exp_dir)} if remote is None else
+                                  {"path": remote.path, "storage_filesystem": remote.fs})
+    tuner = tune.Tuner.restore(**where_tune, trainable=trainable, resume_unfinished=True,
                                resume_errored=False, restart_errored=False)
     callbacks = _callbacks_of(tuner)
     keys = {key}
@@ -431,13 +509,13 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     resumes = _bump_resumes(exp_dir)
     parent = tracker.start_sweep(
         cfg.name, cfg.model_dump(mode="json"), params=None,
-        tags={"sweepcast.experiment_dir": key, "sweepcast.ray": where,
+        tags={"sweepcast.experiment_dir": location(exp_dir, remote), "sweepcast.ray": where,
               "sweepcast.resumes": str(resumes)},
     )
     reclosed = _reclose_lost_ends(inner, tracker_state, cfg, ledger)
     recorded = _record_runless(tracker, runless, cfg, ledger)
     counts = ledger.counts()
-    _say(out, f"resuming sweep {cfg.name} from {exp_dir} on {where}")
+    _say(out, f"resuming sweep {cfg.name} from {location(exp_dir, remote)} on {where}")
     _say(out, f"tracking: {getattr(tracker, 'masked_uri', '')}, parent run {parent} (reused)")
     _say(out, f"before the interruption: {counts['completed']} completed, {counts['pruned']} "
               f"pruned, {counts['failed']} failed; {counts['running']} to resume from their "
@@ -453,4 +531,4 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     for tid in mismatched:  # only if the snapshot could not be reconciled
         _say(out, f"warning: {tid} ended before the interruption but Tune resumes it")
     return fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, keys=keys,
-                          what="resumed sweep")
+                          what="resumed sweep", location=location(exp_dir, remote))

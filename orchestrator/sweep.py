@@ -17,6 +17,8 @@ Experiment folder: ``<storage_path>/<name>`` (``storage_path`` default ``./sweep
 if that folder already holds a sweep, ``<name>_<UTC timestamp>``. It holds Tune's state and
 checkpoints, ``sweepcast_tracker.json`` (the tracker's state: run ids, for ``resume``),
 ``sweepcast_ledger.json`` (per-trial outcomes) and ``tracking/`` (the tracker's spill file).
+With an object-store ``storage_path`` (``s3://...``) Tune writes to ``<uri>/<name>`` and
+sweepcast's files go to a local mirror uploaded there (:mod:`orchestrator.storage`).
 """
 
 from __future__ import annotations
@@ -85,22 +87,55 @@ class SweepResult:
 
 # ---------------------------------------------------------------------------- building blocks
 def experiment_dir(cfg: Any, now: _dt.datetime | None = None) -> Path:
-    """``<storage>/<name>``, or ``<storage>/<name>_<YYYYmmdd-HHMMSS>`` if that one is taken."""
-    # H6: SWEEPCAST_STORAGE_PATH (set by the cluster manifests) when the config has none.
-    from orchestrator.config import check_storage_path
+    """``<storage>/<name>``, or ``<storage>/<name>_<YYYYmmdd-HHMMSS>`` if that one is taken.
 
-    raw = cfg.storage_path or os.environ.get("SWEEPCAST_STORAGE_PATH") or DEFAULT_STORAGE
+    For an object-store ``storage_path`` this is the local mirror of the remote experiment
+    folder (:func:`locate_experiment` gives both).
+    """
+    return locate_experiment(cfg, now)[0]
+
+
+def storage_setting(cfg: Any) -> tuple[str, str]:
+    """``(where, value)``: the config's ``storage_path``, else ``SWEEPCAST_STORAGE_PATH`` (set by
+    the cluster manifests, H6), else the default folder; ``where`` names the setting."""
+    if cfg.storage_path:
+        return "storage_path", cfg.storage_path
+    env = os.environ.get("SWEEPCAST_STORAGE_PATH")
+    return ("SWEEPCAST_STORAGE_PATH", env) if env else ("storage_path", DEFAULT_STORAGE)
+
+
+def locate_experiment(cfg: Any, now: _dt.datetime | None = None) -> tuple[Path, Any]:
+    """``(folder, remote)``: the experiment folder and, for an object-store storage path, its
+    remote folder (an :class:`orchestrator.storage.Remote`; ``folder`` is then its local
+    mirror), else ``None``. A remote storage path is checked reachable here, before anything
+    starts.
+
+    Raises:
+        SweepConfigError: the storage path is invalid or its store does not answer.
+    """
+    from orchestrator.config import check_storage_path
+    from orchestrator.storage import StorageError, is_uri, mirror_path, open_remote
+
+    where, raw = storage_setting(cfg)
     try:
         check_storage_path(raw)
-    except ValueError as e:
-        where = "storage_path" if cfg.storage_path else "SWEEPCAST_STORAGE_PATH"
+        root = open_remote(raw) if is_uri(raw) else None
+    except (ValueError, StorageError) as e:
         raise SweepConfigError(f"{where}: {e}") from None
-    storage = Path(raw).expanduser().resolve()
+    stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y%m%d-%H%M%S")
+    if root is not None:
+        try:
+            taken = root.child(cfg.name).listdir()
+        except OSError as e:
+            raise SweepConfigError(f"{where}: cannot list {root.shown!r}: "
+                                   f"{mask_uri(str(e))[:300]}") from None
+        remote = root.child(cfg.name if not taken else f"{cfg.name}_{stamp}")
+        return mirror_path(remote), remote
+    storage = Path(raw.removeprefix("file://")).expanduser().resolve()
     path = storage / cfg.name
     if path.exists() and any(path.iterdir()):
-        stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y%m%d-%H%M%S")
         path = storage / f"{cfg.name}_{stamp}"
-    return path
+    return path, None
 
 
 def load_trainable(cfg: Any) -> Any:
@@ -273,37 +308,65 @@ def run_sweep(
         SweepConfigError: the pruning config cannot be built (before anything starts).
         SweepError: tracking or Ray unavailable, or Tune failed as a whole.
     """
-    exp_dir = Path(exp_dir) if exp_dir is not None else experiment_dir(cfg)
+    remote = None
+    if exp_dir is None:
+        exp_dir, remote = locate_experiment(cfg)  # a remote store is checked reachable here
+    exp_dir = Path(exp_dir)
     from orchestrator.schedulers import SchedulerConfigError, VerdictSink, build_scheduler
 
     try:  # a pruning config that cannot work is a config error: before anything starts
         scheduler = build_scheduler(cfg, VerdictSink(str(exp_dir)))
     except SchedulerConfigError as e:
         raise SweepConfigError(str(e)) from None
+    mirror = start_mirror(remote, exp_dir, fresh=True)
     own_tracker = tracker is None
     if tracker is None:
         tracker = make_tracker(cfg, exp_dir)  # before Ray: an unreachable MLflow starts nothing
     try:
-        with driver_lock(exp_dir):  # one driver per experiment folder (vs a `resume` of it)
+        # one driver per experiment folder (vs a `resume` of it)
+        with driver_lock(exp_dir, remote=remote), mirror:
             quiet_tune()
             where = init_ray(ray_address)
-            return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []), scheduler)
+            try:
+                return _run(cfg, tracker, out, exp_dir, where, list(extra_callbacks or []),
+                            scheduler, remote)
+            finally:
+                if own_tracker:  # closed inside the mirror: its last state write is uploaded
+                    own_tracker = False
+                    tracker.close(timeout=60)
     finally:
         if own_tracker:
             tracker.close(timeout=60)
 
 
-def driver_lock(exp_dir: Path, force: bool = False) -> Any:
+def driver_lock(exp_dir: Path, force: bool = False, remote: Any = None) -> Any:
     """The experiment folder's :class:`~orchestrator.driver_lock.DriverLock` (a context
-    manager; its refusal is a :class:`SweepError`: exit 1, nothing started)."""
+    manager; its refusal is a :class:`SweepError`: exit 1, nothing started); with ``remote``
+    (an object-store experiment) also held there."""
     from orchestrator.driver_lock import DriverLock
 
-    return DriverLock(exp_dir, force=force)
+    return DriverLock(exp_dir, force=force, remote=remote)
+
+
+def start_mirror(remote: Any, exp_dir: Path, *, fresh: bool) -> Any:
+    """A context manager keeping ``exp_dir`` uploaded to ``remote`` while a sweep runs
+    (:class:`orchestrator.storage.Mirror`); a no-op one for a folder (``remote`` None).
+    ``fresh`` empties a stale local mirror first (a new sweep; a resume pulls instead)."""
+    import contextlib
+
+    if remote is None:
+        return contextlib.nullcontext()
+    from orchestrator.storage import Mirror
+
+    mirror = Mirror(remote, exp_dir)
+    if fresh:
+        mirror.reset_local()
+    return mirror
 
 
 def _run(
     cfg: Any, tracker: Tracker, out: TextIO | None, exp_dir: Path, where: str,
-    extra_callbacks: list[Any], scheduler: Any,
+    extra_callbacks: list[Any], scheduler: Any, remote: Any = None,
 ) -> SweepResult:
     from ray import tune
 
@@ -347,7 +410,7 @@ def _run(
         ),
         run_config=tune.RunConfig(
             name=exp_dir.name,
-            storage_path=str(exp_dir.parent),
+            **tune_storage(exp_dir, remote),
             failure_config=tune.FailureConfig(max_failures=cfg.failure.max_failures),
             # Keep enough that the checkpoint the last experiment snapshot names still exists when
             # `sweepcast resume` restores it (2 lost it between snapshots under load).
@@ -366,17 +429,34 @@ def _run(
         cfg.name,
         cfg.model_dump(mode="json"),
         params=sweep_params(cfg),
-        tags={"sweepcast.experiment_dir": key, "sweepcast.ray": where},
+        tags={"sweepcast.experiment_dir": location(exp_dir, remote), "sweepcast.ray": where},
     )
     uri = getattr(tracker, "masked_uri", type(tracker).__name__)
     _say(out, f"sweep {cfg.name}: {cfg.num_samples} sample(s), {cfg.search.algorithm} search, "
               f"{cfg.pruning.scheduler} pruning, up to {max_conc} at once on {where}")
     _say(out, f"tracking: {uri}, experiment {cfg.experiment_name!r}, parent run {parent}")
-    _say(out, f"experiment folder: {exp_dir}")
-    return fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, keys=[key], what="sweep")
+    _say(out, f"experiment folder: {location(exp_dir, remote)}"
+              + (f" (local mirror {exp_dir})" if remote is not None else ""))
+    return fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, keys=[key], what="sweep",
+                          location=location(exp_dir, remote))
 
 
-def fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, *, keys, what: str):
+def tune_storage(exp_dir: Path, remote: Any) -> dict[str, Any]:
+    """``RunConfig`` storage arguments: the folder's parent, or the remote experiment's parent
+    on its pyarrow filesystem (Tune then writes its state and checkpoints there)."""
+    if remote is None:
+        return {"storage_path": str(exp_dir.parent)}
+    parent = remote.parent()
+    return {"storage_path": parent.path, "storage_filesystem": parent.fs}
+
+
+def location(exp_dir: Path, remote: Any) -> str:
+    """Where the experiment is, as shown and recorded: the folder, or the masked remote URI."""
+    return str(exp_dir) if remote is None else remote.shown
+
+
+def fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, *, keys, what: str,
+                   location: str | None = None):
     """Run ``tuner.fit()``, then always record the sweep's end and unregister its trackers.
 
     Shared by a fresh run and ``sweepcast resume``. Tune's own failure becomes a ``SweepError``
@@ -395,7 +475,7 @@ def fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, *, keys, what: str
     except Exception as e:
         raise SweepError(f"the {what} failed: {mask_uri(str(e))[:500]}") from e
     finally:
-        result = _finish(cfg, tracker, ledger, exp_dir, time.monotonic() - t0, status)
+        result = _finish(cfg, tracker, ledger, exp_dir, time.monotonic() - t0, status, location)
         for k in keys:
             unregister_tracker(k)
     if out is not None:
@@ -404,12 +484,13 @@ def fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, *, keys, what: str
 
 
 def _finish(
-    cfg: Any, tracker: Tracker, ledger: Any, exp_dir: Path, wall_s: float, status: str
+    cfg: Any, tracker: Tracker, ledger: Any, exp_dir: Path, wall_s: float, status: str,
+    location: str | None = None,
 ) -> SweepResult:
     best = ledger.best_trial()
     result = SweepResult(
         name=cfg.name,
-        experiment_path=str(exp_dir),
+        experiment_path=location or str(exp_dir),
         metric=cfg.metric,
         mode=cfg.mode,
         max_epochs=cfg.max_epochs,

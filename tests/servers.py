@@ -89,3 +89,42 @@ def stop_mlflow_server(proc: subprocess.Popen, timeout_s: float = 5) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=5)
+
+
+class MotoS3:
+    """A real S3 API (moto's ``ThreadedMotoServer``) on 127.0.0.1 with a free port, in this
+    process. ``uri(bucket, prefix)`` is a ``storage_path`` for pyarrow (endpoint in the query).
+    Clients need credentials in the environment (any value: moto accepts them all)."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def client(self):  # boto3 S3 client on this server
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+
+    def uri(self, bucket: str, prefix: str = "") -> str:
+        path = f"{bucket}/{prefix}".rstrip("/")
+        return f"s3://{path}?endpoint_override=127.0.0.1:{self.port}&scheme=http"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every object key under ``prefix`` in ``bucket``."""
+        out: list[str] = []
+        for page in self.client().get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+FAKE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true"}

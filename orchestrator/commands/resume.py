@@ -1,7 +1,8 @@
 """``sweepcast resume NAME_OR_PATH``: finish an interrupted sweep.
 
-NAME_OR_PATH is the experiment folder (``<storage_path>/<name>[_<stamp>]``) or the sweep name,
-looked up under ``--storage-path`` (default ``./sweepcast_results``). The same MLflow parent
+NAME_OR_PATH is the experiment folder (``<storage_path>/<name>[_<stamp>]``), its object-store
+URI (``s3://bucket/prefix/<name>``), or the sweep name, looked up under ``--storage-path`` (a
+folder or a URI; default ``$SWEEPCAST_STORAGE_PATH``, else ``./sweepcast_results``). The same MLflow parent
 run and trial runs are continued (no duplicates); trials that ended before the interruption
 keep their outcome; unfinished ones resume from their last checkpoint.
 
@@ -19,7 +20,8 @@ import click
 @click.command("resume")
 @click.argument("name_or_path")
 @click.option("--storage-path", default=None,
-              help="Where to look a sweep NAME up (default ./sweepcast_results).")
+              help="Where to look a sweep NAME up: a folder or an object-store URI "
+                   "(default $SWEEPCAST_STORAGE_PATH, else ./sweepcast_results).")
 @click.option("--quiet", "-q", is_flag=True, help="Only print the final table.")
 @click.option("--force", is_flag=True,
               help="Take the sweep over from a driver that holds its lock but is gone "

@@ -57,6 +57,10 @@ MAX_TAG_VALUE_LENGTH = 8000
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 _URI_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
+# A query parameter that carries a secret (access_key=, secret_key=, token=, sig=, ...).
+_URI_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&][A-Za-z0-9_.\-]*(?:key|secret|token|passw(?:or)?d|signature|sig|credential)"
+    r"[A-Za-z0-9_.\-]*=)[^&#\s'\"]+", re.IGNORECASE)
 
 #: The tags a verdict sets.
 TAG_STOP_REASON = "sweepcast.stop_reason"
@@ -65,14 +69,18 @@ TAG_STATUS = "sweepcast.status"
 
 
 def mask_uri(text: str) -> str:
-    """Hide basic-auth credentials in every URI inside ``text``.
+    """Hide credentials in every URI inside ``text``: basic-auth user info, and the values of
+    query parameters that carry secrets (``access_key=``, ``secret_key=``, ``token=``, ...).
 
     >>> mask_uri("http://alice:s3cret@mlflow.example:5000/api")
     'http://***@mlflow.example:5000/api'
+    >>> mask_uri("s3://bkt/sweeps?endpoint_override=h:9000&secret_key=abc&region=eu")
+    's3://bkt/sweeps?endpoint_override=h:9000&secret_key=***&region=eu'
     >>> mask_uri("sqlite:///mlflow.db")
     'sqlite:///mlflow.db'
     """
-    return _URI_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", str(text))
+    text = _URI_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", str(text))
+    return _URI_SECRET_PARAM.sub(lambda m: f"{m.group('key')}***", text)
 
 
 def metric_key(name: str) -> str:

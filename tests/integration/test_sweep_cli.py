@@ -65,14 +65,38 @@ def test_unreachable_mlflow_exits_1_naming_the_uri_without_credentials(tmp_path:
     assert not (tmp_path / "results").exists()  # no experiment folder, no Tune state
 
 
-def test_object_store_storage_path_from_env_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+def test_unreachable_object_store_from_env_exits_2_and_starts_nothing(tmp_path: Path) -> None:
+    from cluster.local import free_port
+
     path = _config(tmp_path)
     cfg = yaml.safe_load(path.read_text())
     del cfg["storage_path"]  # taken from the environment, as the cluster manifests do
     path.write_text(yaml.safe_dump(cfg))
+    uri = f"s3://bucket/sweeps?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "SWEEPCAST_STORAGE_PATH": "s3://bucket/sweeps"}
+           "SWEEPCAST_STORAGE_PATH": uri, "SWEEPCAST_CACHE_DIR": str(tmp_path / "cache"),
+           "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1"}
     r = _sweepcast(["run", str(path)], tmp_path, env)
     assert r.returncode == 2, r.stderr
-    assert "SWEEPCAST_STORAGE_PATH" in r.stderr and "'s3://bucket/sweeps'" in r.stderr
-    assert not (tmp_path / "s3:").exists() and not (tmp_path / "mlflow.db").exists()
+    assert f"SWEEPCAST_STORAGE_PATH: cannot reach {uri!r}" in r.stderr, r.stderr
+    assert "nothing started" in r.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "cache").exists()
+
+
+def test_missing_bucket_exits_2_naming_storage_path(tmp_path: Path) -> None:
+    pytest.importorskip("moto")
+    from servers import FAKE_AWS_ENV, MotoS3
+
+    s3 = MotoS3()
+    try:
+        uri = s3.uri("no-such-bucket", "sweeps")
+        env = {**os.environ, **FAKE_AWS_ENV,
+               "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+               "SWEEPCAST_CACHE_DIR": str(tmp_path / "cache")}
+        r = _sweepcast(["run", str(_config(tmp_path, storage_path=uri))], tmp_path, env)
+    finally:
+        s3.stop()
+    assert r.returncode == 2, r.stderr
+    assert "storage_path: bucket 'no-such-bucket' does not exist" in r.stderr, r.stderr
+    assert uri in r.stderr and "nothing started" in r.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "cache").exists()

@@ -398,11 +398,19 @@ CASES = [
     ),
     ("storage_path", make(append="storage_path: 3\n"), "storage_path", "must be a string", "3", 10),
     (
-        "storage_path-uri",
-        make(append="storage_path: s3://bucket/sweeps\n"),
+        "storage_path-scheme",
+        make(append="storage_path: ftp://bucket/sweeps\n"),
         "storage_path",
-        "object-store URIs are not supported",
-        "'s3://bucket/sweeps'",
+        "unknown storage scheme 'ftp://'",
+        "'ftp://bucket/sweeps'",
+        10,
+    ),
+    (
+        "storage_path-credentials",
+        make(append="storage_path: s3://AKIAFAKE:wJalrFAKE@bucket/sweeps\n"),
+        "storage_path",
+        "must not carry credentials",
+        "'s3://***@bucket/sweeps'",
         10,
     ),
     (
