@@ -263,6 +263,50 @@ def _release_callback(search_alg: Any, ended: dict[str, Any]) -> Any:
     return ReleaseSearcherSlots()
 
 
+def _own_files() -> tuple[str, ...]:
+    """sweepcast's top-level state files that its own code rewrites during a sweep."""
+    from orchestrator.scoring_tune import STATE_FILE as SCORING_STATE
+    from orchestrator.sweep import LEDGER_FILE, TRACKER_STATE_FILE
+
+    return (MANIFEST_FILE, TRACKER_STATE_FILE, LEDGER_FILE, SCORING_STATE)
+
+
+def _unstage_callback(names: tuple[str, ...]) -> Any:
+    """A Tune callback that, at the restored sweep's first step, deletes ``names`` from Tune's
+    driver staging folder.
+
+    ``Tuner.restore`` downloads every top-level ``*.json`` of the experiment into that folder
+    and Tune then uploads the folder back to the experiment at every snapshot: without this,
+    the copies of sweepcast's state files taken at restore would overwrite the ones sweepcast
+    keeps writing (the tracker's run ids, the resume count). The first step begins before
+    Tune's first snapshot. The curve scheduler's state is not in ``names``: it lives in the
+    staging folder by design.
+    """
+    from ray.tune import Callback
+
+    class UnstageSweepcastFiles(Callback):
+        def __init__(self) -> None:
+            self._names = tuple(names)
+            self._done = False
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            if self._done or not trials:
+                return
+            self._done = True
+            staging = getattr(getattr(trials[0], "storage", None),
+                              "experiment_driver_staging_path", None)
+            for name in self._names if staging else ():
+                try:
+                    (Path(staging) / name).unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    log.warning("could not remove %s from Tune's staging folder", name,
+                                exc_info=True)
+
+    return UnstageSweepcastFiles()
+
+
 def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
                  max_epochs: int) -> list[str]:
     """Fill ``ledger`` with the trials Tune recorded; return ids of the window mismatches."""
@@ -497,6 +541,7 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
         if isinstance(cb, SweepCallback):
             keys.add(cb.sweep_key)  # the folder may have moved: the scheduler holds the old key
             callbacks[i] = SweepCallback(key, ledger, time_attr=cb.time_attr, out=out)
+    callbacks.insert(0, _unstage_callback(_own_files()))
     if ended:
         try:
             search_alg = tuner._local_tuner._tune_config.search_alg  # Ray 2.60's TunerInternal

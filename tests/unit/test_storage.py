@@ -168,3 +168,22 @@ def test_resume_finds_a_sweep_by_name_under_a_uri(s3: MotoS3, bucket: str) -> No
         find_experiment("nope", root)
     with pytest.raises(ResumeError, match="not a sweepcast experiment"):
         find_experiment(s3.uri(bucket, "r/missing"))
+
+
+def test_a_taken_name_gets_a_stamp_and_a_bad_store_is_a_config_error(
+        s3: MotoS3, bucket: str, tmp_path: Path) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from orchestrator.sweep import SweepConfigError, locate_experiment
+
+    root = s3.uri(bucket, "runs")
+    cfg = SimpleNamespace(name="demo", storage_path=root)
+    folder, remote = locate_experiment(cfg)
+    assert remote.uri == s3.uri(bucket, "runs/demo") and folder == mirror_path(remote)
+    s3.client().put_object(Bucket=bucket, Key="runs/demo/tuner.pkl", Body=b"x")
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    _, remote = locate_experiment(cfg, now)
+    assert remote.path == f"{bucket}/runs/demo_20260102-030405"
+    with pytest.raises(SweepConfigError, match=r"^storage_path: bucket 'nope' does not exist"):
+        locate_experiment(SimpleNamespace(name="demo", storage_path=s3.uri("nope")))
