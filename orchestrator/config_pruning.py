@@ -103,6 +103,10 @@ class CurvePruning(_Pruning):
     batch_wait: int = Field(
         0, ge=0, description="epochs a trial may wait for the next batched forecast (0: none)"
     )
+    pause_ahead: bool = Field(
+        False, description="pause a trial that reaches an epoch fewer than min_samples others "
+        "have reached while other trials wait to run (breadth-first; trials must checkpoint)"
+    )
 
 
 PruningConfig = Annotated[

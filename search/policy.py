@@ -133,6 +133,12 @@ class PolicyConfig:
         batch_wait: a trial with no fresh forecast may continue up to this many steps until
             another trial triggers a batch (0: forecast at once). With many live trials this
             turns one forecast per trial into one batch per step.
+        pause_ahead: a trial that continues past the grace period at a step fewer than
+            ``min_samples`` other trials have reached gets ``wait=True`` in its verdict: the
+            scheduler pauses it while other trials wait to run (pending or paused), so the
+            sweep explores breadth-first and no trial races ahead unjudged (the pause rule of
+            Ray's ``MedianStoppingRule``). Needs trials that checkpoint, as a paused trial
+            resumes from its last checkpoint (without one it restarts from the beginning).
     """
 
     threshold: float = 0.05
@@ -147,6 +153,7 @@ class PolicyConfig:
     veto_threshold: float = 0.5
     min_samples: int = 3
     batch_wait: int = 0
+    pause_ahead: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.threshold, (int, float)) and 0.0 < self.threshold < 1.0):
@@ -176,6 +183,8 @@ class PolicyConfig:
             raise ValueError(f"veto_threshold must be in [threshold, 1] = [{self.threshold}, 1], "
                              f"got {vt!r}")
         ms = self.min_samples
+        if not isinstance(self.pause_ahead, bool):
+            raise ValueError(f"pause_ahead must be true or false, got {self.pause_ahead!r}")
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < 1:
             raise ValueError(f"min_samples must be an integer >= 1, got {ms!r}")
         if self.before_completion not in ("same_step", "none"):
@@ -201,6 +210,8 @@ class Verdict:
         incumbent: the value the trial had to beat (user units), or None.
         threshold: the effective threshold used (after the compute scaling), or None.
         forecast_step: the last step of the prefix the forecast was made from, or None.
+        wait: the trial continues but is ahead of its peers (``pause_ahead``): a scheduler
+            may pause it while other trials wait to run.
     """
 
     trial_id: str
@@ -214,6 +225,7 @@ class Verdict:
     incumbent: float | None = None
     threshold: float | None = None
     forecast_step: float | None = None
+    wait: bool = False
 
     @property
     def is_error(self) -> bool:
@@ -235,7 +247,7 @@ class Verdict:
 
 
 _VERDICT_FIELDS = ("trial_id", "step", "stop", "reason", "p_beat", "q05", "q50", "q95", "incumbent",
-                   "threshold", "forecast_step")
+                   "threshold", "forecast_step", "wait")
 
 
 def grid_cdf(grid: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ verdicts (no model, no pickle); forecasts are recomputed after a restore.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -292,6 +293,9 @@ class CurveStopper:
             median_other=np.array([med]),
             incumbent_is_final=np.array([self._n_completed > 0 and self.config.incumbent != "best_seen"]),
         )[0]
+        if (self.config.pause_ahead and not vd.stop and self.config.grace_epochs <= st < self.horizon
+                and len(self._step_vals.get(st, ())) - 1 < self.config.min_samples):
+            vd = dataclasses.replace(vd, wait=True)
         if vd.stop:
             est = self._grid[r, _I50] if vd.reason != Reason.DIVERGED.value else -math.inf
             bisect.insort(self._pop, float(est) if math.isfinite(est) else -math.inf)

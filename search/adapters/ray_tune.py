@@ -10,7 +10,8 @@ Plain Tune usage (see ``examples/plain_tune.py``)::
 
 The adapter only translates: a result's ``time_attr`` and ``metric`` go to
 :class:`~search.stopper.CurveStopper`, whose :class:`~search.policy.Verdict` maps to
-``CONTINUE``/``STOP``. Each verdict goes to the optional ``on_verdict`` sink (for example a
+``CONTINUE``/``STOP`` (``PAUSE`` with ``pause_ahead`` for a trial ahead of its peers while other
+trials wait to run). Each verdict goes to the optional ``on_verdict`` sink (for example a
 tracker's ``log_verdict``) and is kept as :meth:`CurveScheduler.last_verdict`.
 
 Contract with Tune (Ray 2.60):
@@ -68,7 +69,7 @@ class CurveScheduler(FIFOScheduler):
             whose schedule cannot be resolved is forecast without one (logged). None: no schedules.
         threshold, grace_epochs, decision_interval, compute_exponent, incumbent,
             before_completion, max_forecast_age, rank_gate, min_samples, batch_wait,
-            veto_threshold, top_fraction: the policy's knobs (see
+            veto_threshold, top_fraction, pause_ahead: the policy's knobs (see
             :class:`~search.policy.PolicyConfig`); or pass ``config``.
         config: a ready ``PolicyConfig`` (then the knobs above must be left at their defaults).
         on_verdict: optional callable receiving every :class:`~search.policy.Verdict`.
@@ -98,6 +99,7 @@ class CurveScheduler(FIFOScheduler):
         veto_threshold: float = 0.5,
         top_fraction: float = 0.1,
         batch_wait: int = 0,
+        pause_ahead: bool = False,
         config: PolicyConfig | None = None,
         on_verdict: Callable[[Verdict], None] | None = None,
         state_path: str | os.PathLike | None = None,
@@ -122,6 +124,7 @@ class CurveScheduler(FIFOScheduler):
                 max_forecast_age=max_forecast_age, rank_gate=rank_gate,  # type: ignore[arg-type]
                 min_samples=min_samples, batch_wait=batch_wait,
                 veto_threshold=veto_threshold, top_fraction=top_fraction,
+                pause_ahead=pause_ahead,
             )
         elif not isinstance(config, PolicyConfig):
             raise ValueError(f"config must be a PolicyConfig, got {config!r}")
@@ -279,7 +282,14 @@ class CurveScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         v = self.stopper.observe(trial.trial_id, result[self._time_attr], result[self._metric])
         self._maybe_save(force=v.stop)
-        return TrialScheduler.STOP if v.stop else TrialScheduler.CONTINUE
+        if v.stop:
+            return TrialScheduler.STOP
+        if v.wait and any(t is not trial and t.status in (Trial.PENDING, Trial.PAUSED)
+                          for t in tune_controller.get_live_trials()):
+            # ahead of its peers while others wait to run: pause it (Tune saves a checkpoint;
+            # FIFOScheduler.choose_trial_to_run resumes paused trials once none is pending)
+            return TrialScheduler.PAUSE
+        return TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
         self._bind_state(trial)

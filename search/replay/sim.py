@@ -186,6 +186,19 @@ class Simulation:
             self._next_pending += 1
         return self.ids[self._next_pending] if self._next_pending < len(self.ids) else None
 
+    def next_paused(self) -> str | None:
+        """The first paused trial in start order (None if none)."""
+        for i, st in enumerate(self.status):
+            if st == PAUSED:
+                return self.ids[i]
+        return None
+
+    def others_waiting(self, tid: str) -> bool:
+        """Whether a trial other than ``tid`` is pending or paused (it could use a worker)."""
+        i = self.index[tid]
+        return self.next_pending() is not None or any(
+            st == PAUSED for j, st in enumerate(self.status) if j != i)
+
     def stop_paused(self, tid: str) -> None:
         """A scheduler stops a trial that is not running (paused or pending)."""
         i = self.index[tid]
@@ -317,8 +330,15 @@ class CurveReplayScheduler(ReplayScheduler):
     def add(self, tid):
         self.stopper.add_trial(tid)
 
+    def choose(self):
+        # Ray's FIFOScheduler order: pending trials first, then paused ones
+        return self.sim.next_pending() or self.sim.next_paused()
+
     def result(self, tid, epoch, value):
-        return STOP if self.stopper.observe(tid, epoch, value).stop else CONTINUE
+        vd = self.stopper.observe(tid, epoch, value)
+        if vd.stop:
+            return STOP
+        return PAUSE if vd.wait and self.sim.others_waiting(tid) else CONTINUE
 
     def complete(self, tid, epoch, value):
         self.stopper.complete_trial(tid)

@@ -84,3 +84,36 @@ def test_pickle_holds_no_curves_and_state_restores_from_json(tmp_path):
     r.on_trial_add(None, FakeTrial("a", status=Trial.TERMINATED))  # loads the JSON state
     assert r.stopper.incumbent == pytest.approx(0.3)
     assert feed(r, "b", [1.0, 0.9], metric="loss") == [TrialScheduler.CONTINUE, TrialScheduler.STOP]
+
+
+class FakeController:
+    def __init__(self, trials):
+        self.trials = trials
+
+    def get_live_trials(self):
+        return [t for t in self.trials if t.status != Trial.TERMINATED]
+
+
+def test_pause_ahead_pauses_a_trial_ahead_of_its_peers_only_while_others_wait():
+    s = CurveScheduler(metric="acc", mode="max", max_t=10, model="last-value", grace_epochs=2,
+                       pause_ahead=True, min_samples=2)
+    a, b = FakeTrial("a"), FakeTrial("b", Trial.PENDING)
+    ctl = FakeController([a, b])
+    for t in (a, b):
+        s.on_trial_add(ctl, t)
+    # epoch 1 is in the grace period; epoch 2 is past it and nobody else reached it
+    assert s.on_trial_result(ctl, a, {"epoch": 1, "acc": 0.5}) == TrialScheduler.CONTINUE
+    assert s.on_trial_result(ctl, a, {"epoch": 2, "acc": 0.6}) == TrialScheduler.PAUSE
+    assert s.last_verdict("a")["wait"] is True
+    # nobody waits to run: the same verdict continues
+    b.status = Trial.RUNNING
+    assert s.on_trial_result(ctl, b, {"epoch": 1, "acc": 0.6}) == TrialScheduler.CONTINUE
+    assert s.on_trial_result(ctl, b, {"epoch": 2, "acc": 0.7}) == TrialScheduler.CONTINUE
+    assert s.last_verdict("b")["wait"] is True  # one other trial at epoch 2 < min_samples 2
+    # without the option nothing is ever paused
+    s2 = CurveScheduler(metric="acc", mode="max", max_t=10, model="last-value", grace_epochs=2)
+    s2.on_trial_add(ctl, a)
+    b.status = Trial.PENDING
+    assert [s2.on_trial_result(ctl, a, {"epoch": e, "acc": 0.5}) for e in (1, 2, 3)] == \
+        [TrialScheduler.CONTINUE] * 3
+    assert s2.last_verdict("a")["wait"] is False

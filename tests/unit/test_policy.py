@@ -204,6 +204,7 @@ def test_grid_cdf_interpolates_and_handles_point_masses():
     ({"decision_interval": 0}, "decision_interval must be an integer >= 1, got 0"),
     ({"compute_exponent": -1.0}, "compute_exponent"),
     ({"incumbent": "median"}, "incumbent must be"),
+    ({"pause_ahead": "yes"}, "pause_ahead must be true or false, got 'yes'"),
 ])
 def test_config_errors_name_the_value(kw, match):
     with pytest.raises(ValueError, match=match):

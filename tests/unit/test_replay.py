@@ -215,3 +215,50 @@ def test_real_peers_and_tune_adapter_on_a_real_task(curves_dir):
     # the Ray adapter decides exactly like the core stopper
     for k in ("epochs", "regret", "best_killed", "n_completed"):
         assert by["curve"][k] == by["curve-tune"][k]
+
+
+def test_pause_ahead_explores_breadth_first_and_loses_no_epoch():
+    # with pause_ahead no trial passes epoch 2 before min_samples others have reached it; a paused
+    # trial resumes where it stopped (no epoch run twice or skipped) and none is left paused
+    finals = (0.5, 0.9, 0.7, 0.6, 0.8)
+    task = tiny(finals=finals, E=6)
+    order = []
+
+    class Spy(ReplayScheduler):
+        def __init__(self, inner):
+            self.inner, self.name = inner, "spy"
+
+        def bind(self, sim):
+            super().bind(sim)
+            self.inner.bind(sim)
+
+        def add(self, tid):
+            self.inner.add(tid)
+
+        def choose(self):
+            return self.inner.choose()
+
+        def result(self, tid, epoch, value):
+            order.append((tid, epoch))
+            return self.inner.result(tid, epoch, value)
+
+        def complete(self, tid, epoch, value):
+            self.inner.complete(tid, epoch, value)
+
+    cfg = PolicyConfig(threshold=1e-9, grace_epochs=2, pause_ahead=True, min_samples=2,
+                       before_completion="none")
+    sim, r = run(task, Spy(curve_scheduler(LastValueModel(), cfg)), workers=2)
+    ran = {}
+    for t, e in order:
+        ran.setdefault(t, []).append(e)
+    assert all(es == list(range(1, len(es) + 1)) for es in ran.values())
+    assert r.epochs == sum(len(es) for es in ran.values()) and r.n_completed >= 1
+    assert "PAUSED" not in sim.status and "PENDING" not in sim.status
+    first_past_2 = next(i for i, (_, e) in enumerate(order) if e == 3)
+    reached_2 = {t for t, e in order[:first_past_2] if e == 2}
+    assert len(reached_2) >= 3  # the one that goes on + min_samples 2 others
+    # the same sweep without pausing runs the first two trials to the end first
+    order.clear()
+    run(task, Spy(curve_scheduler(LastValueModel(), PolicyConfig(
+        threshold=1e-9, grace_epochs=2, min_samples=2, before_completion="none"))), workers=2)
+    assert order[:12] == [(t, e) for e in range(1, 7) for t in ("t00000", "t00001")]
