@@ -184,7 +184,7 @@ class PolicyConfig:
                              f"got {vt!r}")
         ms = self.min_samples
         if not isinstance(self.pause_ahead, bool):
-            raise ValueError(f"pause_ahead must be true or false, got {self.pause_ahead!r}")
+            raise ValueError(f"pause_ahead must be true or false, got {self.pause_ahead!r}")  # noqa: TRY004 (a bad option value)
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < 1:
             raise ValueError(f"min_samples must be an integer >= 1, got {ms!r}")
         if self.before_completion not in ("same_step", "none"):
