@@ -74,9 +74,15 @@ def _label(v: dict) -> str:
     gate = v["rank_gate"]
     if gate == "median_or":
         gate += f"/veto={v.get('veto_threshold', 0.5)}"
+    extra = ""
+    if v.get("incumbent", "completed") != "completed":
+        extra += f",inc={v['incumbent']}" + (
+            f"/{v.get('top_fraction', 0.1)}" if v["incumbent"] == "top_fraction" else "")
+    if v.get("pause_ahead"):
+        extra += ",pause"
     return ("curve[thr={threshold},g={grace_epochs},ce={compute_exponent},"
             "pre={before_completion},age={max_forecast_age},di={decision_interval},"
-            "gate={gate}]").format(**v, gate=gate)
+            "gate={gate}{extra}]").format(**v, gate=gate, extra=extra)
 
 
 def cmd_sweep(args) -> None:

@@ -284,10 +284,12 @@ class CurveScheduler(FIFOScheduler):
         self._maybe_save(force=v.stop)
         if v.stop:
             return TrialScheduler.STOP
-        if v.wait and any(t is not trial and t.status in (Trial.PENDING, Trial.PAUSED)
-                          for t in tune_controller.get_live_trials()):
-            # ahead of its peers while others wait to run: pause it (Tune saves a checkpoint;
-            # FIFOScheduler.choose_trial_to_run resumes paused trials once none is pending)
+        if v.wait and getattr(trial, "checkpoint", None) is not None and any(
+                t is not trial and t.status in (Trial.PENDING, Trial.PAUSED)
+                for t in tune_controller.get_live_trials()):
+            # ahead of its peers while others wait to run: pause it; it resumes from its last
+            # checkpoint once no trial is pending (FIFOScheduler.choose_trial_to_run's order).
+            # A trial without a checkpoint is never paused: it would restart from scratch.
             return TrialScheduler.PAUSE
         return TrialScheduler.CONTINUE
 

@@ -54,6 +54,11 @@ class _FakeTrial:
     def status(self) -> str:
         return _RAY_STATUS[self._sim.status[self._i]]
 
+    @property
+    def checkpoint(self) -> object | None:
+        """A replayed trial resumes where it paused: it has a checkpoint once it has trained."""
+        return True if self._sim.epoch[self._i] > 0 else None
+
     def __repr__(self) -> str:
         return f"Trial({self.trial_id})"
 

@@ -14,8 +14,8 @@ from search.adapters.ray_tune import CurveScheduler
 
 
 class FakeTrial:
-    def __init__(self, trial_id, status=Trial.RUNNING):
-        self.trial_id, self.status = trial_id, status
+    def __init__(self, trial_id, status=Trial.RUNNING, checkpoint=None):
+        self.trial_id, self.status, self.checkpoint = trial_id, status, checkpoint
 
 
 def feed(s, tid, values, start=1, metric="acc"):
@@ -101,12 +101,16 @@ def test_pause_ahead_pauses_a_trial_ahead_of_its_peers_only_while_others_wait():
     ctl = FakeController([a, b])
     for t in (a, b):
         s.on_trial_add(ctl, t)
-    # epoch 1 is in the grace period; epoch 2 is past it and nobody else reached it
+    # epoch 1 is in the grace period; epoch 2 is past it and nobody else reached it, but a
+    # trial without a checkpoint is not paused (it would restart from scratch)
     assert s.on_trial_result(ctl, a, {"epoch": 1, "acc": 0.5}) == TrialScheduler.CONTINUE
-    assert s.on_trial_result(ctl, a, {"epoch": 2, "acc": 0.6}) == TrialScheduler.PAUSE
+    assert s.on_trial_result(ctl, a, {"epoch": 2, "acc": 0.6}) == TrialScheduler.CONTINUE
     assert s.last_verdict("a")["wait"] is True
+    a.checkpoint = object()
+    assert s.on_trial_result(ctl, a, {"epoch": 3, "acc": 0.65}) == TrialScheduler.PAUSE
     # nobody waits to run: the same verdict continues
     b.status = Trial.RUNNING
+    b.checkpoint = object()
     assert s.on_trial_result(ctl, b, {"epoch": 1, "acc": 0.6}) == TrialScheduler.CONTINUE
     assert s.on_trial_result(ctl, b, {"epoch": 2, "acc": 0.7}) == TrialScheduler.CONTINUE
     assert s.last_verdict("b")["wait"] is True  # one other trial at epoch 2 < min_samples 2

@@ -215,6 +215,13 @@ def test_real_peers_and_tune_adapter_on_a_real_task(curves_dir):
     # the Ray adapter decides exactly like the core stopper
     for k in ("epochs", "regret", "best_killed", "n_completed"):
         assert by["curve"][k] == by["curve-tune"][k]
+    # also when it pauses trials (Ray's FIFO order resumes them like the replay's own)
+    cfg = PolicyConfig(rank_gate="median_or", pause_ahead=True, grace_epochs=1)
+    res = run_all([task], ["curve", "curve-tune"], model=LastValueModel(), config=cfg, workers=8,
+                  seeds=1, max_configs=40)
+    a, b = res
+    assert a["epochs"] == b["epochs"] and a["n_completed"] == b["n_completed"]
+    assert a["epochs"] != by["curve"]["epochs"]
 
 
 def test_pause_ahead_explores_breadth_first_and_loses_no_epoch():
