@@ -178,6 +178,7 @@ class Simulation:
         self.status = [PENDING] * n
         self.epoch = np.zeros(n, dtype=np.int64)  # epochs trained so far
         self._next_pending = 0
+        self._paused: list[int] = []  # heap of indices that were paused (stale ones skipped)
         self.decision_ns: list[int] = []
 
     # -- helpers schedulers may use ------------------------------------------------------------
@@ -188,16 +189,15 @@ class Simulation:
 
     def next_paused(self) -> str | None:
         """The first paused trial in start order (None if none)."""
-        for i, st in enumerate(self.status):
-            if st == PAUSED:
-                return self.ids[i]
-        return None
+        h = self._paused
+        while h and self.status[h[0]] != PAUSED:
+            heapq.heappop(h)
+        return self.ids[h[0]] if h else None
 
     def others_waiting(self, tid: str) -> bool:
-        """Whether a trial other than ``tid`` is pending or paused (it could use a worker)."""
-        i = self.index[tid]
-        return self.next_pending() is not None or any(
-            st == PAUSED for j, st in enumerate(self.status) if j != i)
+        """Whether a trial other than ``tid`` is pending or paused (it could use a worker).
+        Called for a running trial, so any paused trial is another one."""
+        return self.next_pending() is not None or self.next_paused() is not None
 
     def stop_paused(self, tid: str) -> None:
         """A scheduler stops a trial that is not running (paused or pending)."""
@@ -252,6 +252,7 @@ class Simulation:
                 running -= 1
             elif decision == PAUSE:
                 self.status[i] = PAUSED
+                heapq.heappush(self._paused, i)
                 running -= 1
             elif decision == CONTINUE:
                 heapq.heappush(heap, (now + (1.0 if dur is None else float(dur[i, e])), seq, i))
