@@ -21,7 +21,6 @@ from faultkit import SweepRun, mlflow_sweep, reported_points, wait_for, write_co
 from servers import FAKE_AWS_ENV, MotoS3
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.integration]
-pytest.importorskip("moto")
 
 FAULT_DIR = Path(__file__).resolve().parent
 BUCKET = "sweeps"

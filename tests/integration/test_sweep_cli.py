@@ -84,7 +84,6 @@ def test_unreachable_object_store_from_env_exits_2_and_starts_nothing(tmp_path: 
 
 
 def test_missing_bucket_exits_2_naming_storage_path(tmp_path: Path) -> None:
-    pytest.importorskip("moto")
     from servers import FAKE_AWS_ENV, MotoS3
 
     s3 = MotoS3()

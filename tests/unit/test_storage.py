@@ -21,7 +21,6 @@ from orchestrator.storage import (
     open_remote,
 )
 
-pytest.importorskip("moto")
 
 
 @pytest.fixture(scope="module")
