@@ -22,7 +22,6 @@ from orchestrator.storage import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def s3() -> Iterator[MotoS3]:
     old = {k: os.environ.get(k) for k in FAKE_AWS_ENV}
