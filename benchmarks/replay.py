@@ -193,7 +193,8 @@ def cmd_scale(args) -> None:
     model = _model(args.model, args.weights)
     cfg = PolicyConfig(threshold=args.threshold, max_forecast_age=args.age,
                        grace_epochs=args.grace, rank_gate=args.gate,
-                       batch_wait=args.batch_wait)
+                       batch_wait=args.batch_wait, veto_threshold=args.veto,
+                       pause_ahead=args.pause)
     sched = curve_scheduler(model, cfg)
     rss0 = _rss_mb()
     sim = Simulation(task, sched, args.workers, clock=time.thread_time_ns)
@@ -295,6 +296,8 @@ def main(argv=None) -> None:
     c.add_argument("--grace", type=int, default=3)
     c.add_argument("--gate", default="none")
     c.add_argument("--batch-wait", type=int, default=1)
+    c.add_argument("--veto", type=float, default=0.5, help="veto_threshold (rank gate median_or)")
+    c.add_argument("--pause", action="store_true", help="pause_ahead")
     c.add_argument("--weights", default=None)
     c.add_argument("--out", default="replay_scale.json")
     c.set_defaults(fn=cmd_scale)
