@@ -70,13 +70,13 @@ class CurvePruning(_Pruning):
     is below the median of the others' running means and its P(beat) is under
     ``veto_threshold``; ``pause_ahead`` pauses a trial (one that has a checkpoint) ahead of its
     peers while others wait to run. The defaults are the policy measured best on replayed real
-    curves (BENCHMARKS.md, issue 4: 12.3x fewer epochs than FIFO at 0.83% relative regret,
+    curves (BENCHMARKS.md, issue 4: 12.4x fewer epochs than FIFO at 0.83% relative regret,
     chosen leave-one-task-out); ``rank_gate: none, threshold: 0.05, grace_epochs: 3,
     pause_ahead: false`` is the plain rule of Domhan et al. (2015).
     """
 
     scheduler: Literal["curve"]
-    threshold: float = Field(0.01, gt=0, lt=1, description="stop when P(beat incumbent) < this")
+    threshold: float = Field(0.005, gt=0, lt=1, description="stop when P(beat incumbent) < this")
     grace_epochs: int = Field(1, ge=1, description="epochs before the first decision")
     decision_interval: int = Field(1, ge=1, description="epochs between decisions")
     model: Literal["pfn", "parametric", "last-value", "pfn-schedule"] = "pfn"
