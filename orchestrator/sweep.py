@@ -266,6 +266,23 @@ def default_max_concurrent(cfg: Any) -> int:
     return max(1, int(min(fits))) if fits else max(1, int(res.get("CPU", 1)))
 
 
+def searcher_limit(cfg: Any, max_conc: int) -> int:
+    """How many live trials (running, pending or paused) the searcher may create.
+
+    ``max_conc`` normally: the searcher's concurrency limit is what bounds ``max_concurrent``,
+    and under it Tune keeps no pending trial. The curve scheduler's ``pause_ahead`` pauses a
+    trial ahead of its peers only while another trial waits to run, so when ``max_concurrent``
+    is not set (the resources bound how many trials run at once) the searcher may create as
+    many again as pending trials. With ``max_concurrent`` set there is no pending pool and
+    ``pause_ahead`` has no effect (a paused trial would hold a slot of the limit).
+    """
+    p = cfg.pruning
+    if (cfg.max_concurrent is None and getattr(p, "scheduler", None) == "curve"
+            and getattr(p, "pause_ahead", False)):
+        return 2 * max_conc
+    return max_conc
+
+
 def make_tracker(cfg: Any, exp_dir: Path) -> Tracker:
     """The sweep's MLflow tracker, checked reachable (raises :class:`SweepError` if not)."""
     from orchestrator.tracking.mlflow_tracker import MlflowTracker, TrackingUnavailableError
@@ -397,7 +414,7 @@ def _run(
         tune_config=tune.TuneConfig(
             metric=tune_metric,
             mode=tune_mode,
-            search_alg=build_searcher(cfg, max_conc),
+            search_alg=build_searcher(cfg, searcher_limit(cfg, max_conc)),
             scheduler=scheduler,
             num_samples=cfg.num_samples,
             # The searcher enforces max_concurrent (ConcurrencyLimiter / variant generator);

@@ -653,3 +653,20 @@ def test_trainable_in_the_working_directory_imports(tmp_path, monkeypatch):
     cfg = load_config(f)
     assert cfg.trainable == "local_trainable_h2:train"
     assert sys.path == before  # the working directory was only added for the import
+
+
+def test_pause_ahead_gets_a_pending_pool_only_where_resources_bound_concurrency():
+    from orchestrator.sweep import searcher_limit
+
+    base = {"name": "t", "trainable": "m:f", "metric": "m", "mode": "min", "max_epochs": 10,
+            "search": {"space": {"x": {"type": "uniform", "low": 0, "high": 1}}}}
+    cfg = SweepConfig.model_validate({**base, "pruning": {"scheduler": "curve"}})
+    assert searcher_limit(cfg, 4) == 8  # pause_ahead by default: as many again may wait
+    cfg = SweepConfig.model_validate({**base, "max_concurrent": 4,
+                                      "pruning": {"scheduler": "curve"}})
+    assert searcher_limit(cfg, 4) == 4  # the limit is the user's max_concurrent
+    cfg = SweepConfig.model_validate({**base, "pruning": {"scheduler": "curve",
+                                                          "pause_ahead": False}})
+    assert searcher_limit(cfg, 4) == 4
+    cfg = SweepConfig.model_validate({**base, "pruning": {"scheduler": "asha"}})
+    assert searcher_limit(cfg, 4) == 4
