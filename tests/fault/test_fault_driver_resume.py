@@ -44,15 +44,22 @@ def _lock_pid(lock: Path) -> int | None:
 
 
 def _snapshot_epochs(exp: Path) -> dict[str, int]:
-    """trial id -> last epoch Tune's newest snapshot saw (Tune resumes from its checkpoint)."""
+    """trial id -> epoch of the latest checkpoint in Tune's newest snapshot (what a restore
+    resumes the trial from). Not the snapshot's ``last_result``: a snapshot written between a
+    result and the registration of that result's checkpoint holds a last result one epoch newer
+    than its latest checkpoint."""
+    from ray import cloudpickle
+
     snaps = sorted(exp.glob("experiment_state-*.json"))
     if not snaps:
         return {}
     out = {}
     for state, meta in json.loads(snaps[-1].read_text())["trial_data"]:
         st = json.loads(state)
-        last = (json.loads(meta) if isinstance(meta, str) else meta).get("last_result") or {}
-        out[st["trial_id"]] = int(last.get("epoch") or 0)
+        m = json.loads(meta) if isinstance(meta, str) else meta
+        cm = cloudpickle.loads(bytes.fromhex(m["checkpoint_manager"]["value"]))
+        latest = cm.latest_checkpoint_result
+        out[st["trial_id"]] = int(latest.metrics.get("epoch") or 0) if latest is not None else 0
     return out
 
 
@@ -128,7 +135,7 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
         after = ps[n_before.get(tid, 0):]
         if after and n_before.get(tid, 0):
             resumed.append(tid)
-            # from the checkpoint of the last result Tune's snapshot holds (a trial created
+            # from the latest checkpoint Tune's snapshot holds (a trial created
             # after the snapshot starts over: Tune never knew its checkpoints)
             assert after[0]["resumed_from"] >= snap.get(tid, 0), (tid, after[0], snap)
             assert after[0]["resumed_from"] <= n_before[tid], (tid, after[0])
