@@ -44,10 +44,10 @@ log = logging.getLogger("sweepcast.storage")
 _URI_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 #: Schemes pyarrow.fs resolves to a remote filesystem (``file://`` is a local folder).
 SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
-#: Files never uploaded: the lock (kept remotely by :mod:`orchestrator.driver_lock`), temp files,
-#: and the tracker's staged artifacts (already sent to MLflow).
 #: The driver lock's file name (:mod:`orchestrator.driver_lock` holds it; never uploaded as is).
 LOCK_FILE = "sweepcast_driver.lock"
+#: Files never uploaded: the lock (kept remotely by :mod:`orchestrator.driver_lock`), temp files,
+#: and the tracker's staged artifacts (already sent to MLflow).
 _NO_UPLOAD = re.compile(r"(^|/)(sweepcast_driver\.lock|\.tmp-[^/]*|[^/]*\.tmp|staged_artifacts/.*)$")
 #: Subfolders of the experiment that belong to sweepcast (downloaded with the top-level files).
 _OWN_DIRS = ("tracking",)

@@ -173,9 +173,8 @@ class LCPFNPrior:
         _check_n(n)
         m = self.horizon
         f = sample_lcpfn_noiseless(n, rng, m)
-        sigma = _noise(n, rng)
-        if self.low_noise > 0:  # drawn only then: the paper's prior keeps its random stream
-            sigma = _quiet(sigma, self.low_noise, rng, 1e-5, 3e-3)
+        # _quiet draws nothing at share 0: the paper's prior keeps its random stream
+        sigma = _quiet(_noise(n, rng), self.low_noise, rng, 1e-5, 3e-3)
         y = f + sigma[:, None] * rng.standard_normal((n, m))
         x = np.broadcast_to(np.arange(1, m + 1, dtype=np.float64), (n, m)).copy()
         return PriorBatch(x=x, y=y, cutoff=sample_cutoffs(n, m, rng))
