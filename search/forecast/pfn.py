@@ -108,7 +108,7 @@ class BarDistribution(nn.Module):
         """P(Y <= y); ``y`` broadcastable to ``logits.shape[:-1]``."""
         p = torch.softmax(logits.float(), dim=-1)
         b = self.borders
-        y = torch.as_tensor(y, dtype=torch.float32).expand(p.shape[:-1]).unsqueeze(-1)
+        y = torch.as_tensor(y, dtype=torch.float32, device=p.device).expand(p.shape[:-1]).unsqueeze(-1)
         # inner buckets 1..nb-2: uniform mass within [b_i, b_i+1]
         lo, hi = b[:-1], b[1:]
         frac = ((y - lo) / (hi - lo)).clamp(0.0, 1.0)
@@ -128,7 +128,7 @@ class BarDistribution(nn.Module):
         p = torch.softmax(logits.float(), dim=-1)
         c = torch.cumsum(p, dim=-1)
         c = torch.cat([torch.zeros_like(c[..., :1]), c], dim=-1)  # (..., nb+1) at borders
-        q = torch.as_tensor(q, dtype=torch.float32)
+        q = torch.as_tensor(q, dtype=torch.float32, device=p.device)
         qq = q.expand(*p.shape[:-1], q.numel()).contiguous()
         b = self.borders
         nb = b.numel() - 1
@@ -254,7 +254,7 @@ def save_pfn(model: PFN, directory: str | Path, stem: str) -> tuple[Path, Path]:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     pt, js = d / f"{stem}.pt", d / f"{stem}.json"
-    sd = {k: v.detach().to(torch.float32).clone() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
     tmp = pt.with_suffix(".pt.tmp")
     torch.save(sd, tmp)
     tmp.replace(pt)

@@ -370,4 +370,11 @@ def _schedule_prior() -> Prior:
     return SchedulePrior()
 
 
+def _schedule_prior_v3() -> Prior:
+    from search.forecast.prior_schedule import SchedulePrior
+
+    return SchedulePrior(base="sweepcast-v3", low_noise=0.5, quiet_lo=1e-5, name="schedule-v3")
+
+
 register_prior("schedule", _schedule_prior)
+register_prior("schedule-v3", _schedule_prior_v3)

@@ -32,6 +32,10 @@ Schedules are sampled from the families of :mod:`search.schedules` with broad pa
 early), linear, exponential, one-cycle, warmup-stable-decay, TaskSet's linear x exponential decay,
 cosine with warm restarts and random piecewise-constant drops, 25% of them with a linear warm-up.
 
+``"schedule-v3"`` is the same with real curves' noise levels (as ``"sweepcast-v3"``): half of the
+schedule-law curves quiet, down to ``sigma = 1e-5``, and ``"sweepcast-v3"`` as the schedule-free
+base.
+
 Mixture (``SchedulePrior``): 65% schedule-law curves; 25% curves of the schedule-free
 ``"sweepcast-v2"`` prior with the features of a constant schedule (so the model keeps every shape it
 knew for trials whose rate never changes); 10% ``"sweepcast-v2"`` curves paired with a random
@@ -153,9 +157,10 @@ def _families(tau: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_law_curves(lr: np.ndarray, rng: np.random.Generator,
-                      low_noise: float = 0.3) -> np.ndarray:
+                      low_noise: float = 0.3, quiet_lo: float = 1e-4) -> np.ndarray:
     """Noisy schedule-following curves (n, m) for per-step rates ``lr`` (n, m) with peak 1;
-    a ``low_noise`` share is nearly noiseless (as ``"extended-v2"``: averaged replicas)."""
+    a ``low_noise`` share is nearly noiseless, ``ln sigma ~ U(ln quiet_lo, ln 3e-3)`` (as
+    ``"extended-v2"`` with the defaults, ``"extended-v3"`` with 0.5 and 1e-5)."""
     n, m = lr.shape
     t = np.arange(1, m + 1, dtype=np.float64)
     rho = rng.uniform(0.3, 1.0, n)[:, None]
@@ -180,7 +185,7 @@ def sample_law_curves(lr: np.ndarray, rng: np.random.Generator,
     f = np.clip(f, 0.0, 1.0)
 
     ln_sigma = np.where(rng.random(n) < low_noise,
-                        rng.uniform(np.log(1e-4), np.log(3e-3), n), rng.normal(-4.2, 1.0, n))
+                        rng.uniform(np.log(quiet_lo), np.log(3e-3), n), rng.normal(-4.2, 1.0, n))
     sigma = np.exp(ln_sigma)[:, None] * (0.4 + 0.6 * lr)
     y = np.maximum(f + sigma * rng.standard_normal((n, m)), 0.0)
     coll = rng.random(n) < 0.04
@@ -197,13 +202,22 @@ class SchedulePrior:
         weights: shares of (schedule-law curves, schedule-free curves with a constant schedule,
             schedule-free curves with a random schedule they ignore).
         base: the registered schedule-free prior mixed in.
+        low_noise, quiet_lo: the quiet share of the schedule-law curves and its lowest noise
+            level (:func:`sample_law_curves`).
+        name: the registered name.
     """
 
-    name = "schedule"
     n_covariates = N_COVARIATES
 
     def __init__(self, horizon: int = HORIZON, weights: tuple[float, float, float] = (0.65, 0.25, 0.10),
-                 base: str = "sweepcast-v2"):
+                 base: str = "sweepcast-v2", low_noise: float = 0.3, quiet_lo: float = 1e-4,
+                 name: str = "schedule"):
+        if not 0.0 <= low_noise <= 1.0:
+            raise ValueError(f"low_noise must be in [0, 1], got {low_noise!r}")
+        if not 0.0 < quiet_lo < 3e-3:
+            raise ValueError(f"quiet_lo must be in (0, 3e-3), got {quiet_lo!r}")
+        self.name = name
+        self.low_noise, self.quiet_lo = float(low_noise), float(quiet_lo)
         if horizon < 2:
             raise ValueError(f"horizon must be >= 2, got {horizon!r}")
         w = np.asarray(weights, dtype=np.float64)
@@ -222,7 +236,7 @@ class SchedulePrior:
         lr_law, _ = sample_schedules(n_law, m, rng)
         ys, lrs = [], []
         if n_law:
-            ys.append(sample_law_curves(lr_law, rng))
+            ys.append(sample_law_curves(lr_law, rng, self.low_noise, self.quiet_lo))
             lrs.append(lr_law)
         if n_const + n_ign:
             free = self.base.sample(n_const + n_ign, rng).y

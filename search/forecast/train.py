@@ -11,6 +11,12 @@ its own cutoff; the context is the prefix up to it, thinned for some curves (ran
 stride) so the network also learns from sparse, irregular reports. The loss is the bar
 distribution's NLL at ``--queries`` later steps per curve, one of them the final step.
 
+``--workers N`` draws the batches in N processes (a GPU outruns one core's sampling); each step's
+batch still comes from ``default_rng([seed, step])``, in step order, so the run is the same.
+``--budget-minutes M`` sets ``--steps`` from the speed measured over the first steps (all inside
+the warm-up, which must be at least 250 steps) so that the cosine schedule ends after about M
+minutes; the chosen count is printed and recorded in the command, which then reproduces the run.
+
 ``OUT/ckpt.pt`` (model, optimiser, step; loadable with ``weights_only=True``) is written every
 ``--ckpt-every`` steps and at the end, atomically; rerunning the same command resumes from it.
 ``OUT/pfn.pt`` + ``OUT/pfn.json`` are the exported weights (a plain state_dict and config) after
@@ -33,6 +39,7 @@ from search.forecast.pfn import PFN, PFNConfig, make_borders, save_pfn
 from search.forecast.prior import PriorBatch, get_prior
 
 MAX_CONTEXT = 48  # context tokens per curve; the forecaster subsamples longer prefixes to this
+BUDGET_PROBE = (30, 250)  # --budget-minutes times the steps between these (after CUDA's warm-up)
 
 
 def context_masks(
@@ -115,12 +122,23 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, p)))
 
 
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
 @torch.no_grad()
 def evaluate(model: PFN, batch: PriorBatch, rng: np.random.Generator) -> dict:
     """NLL and 90% central-interval coverage at the final step on held-out prior curves."""
     model.eval()
     ctx, _ = context_masks(batch, rng)
-    x, y, c, oi, yq, cov = compact(batch, ctx, rng, 1)
+    dev = next(model.parameters()).device
+    x, y, c, oi, yq, cov = (None if v is None else v.to(dev) for v in compact(batch, ctx, rng, 1))
     logits = model(x, y, c, cov, out_idx=oi)[:, -1]
     yt = yq[:, -1]
     nll = float(-model.bar.log_prob(logits, yt).mean())
@@ -129,6 +147,41 @@ def evaluate(model: PFN, batch: PriorBatch, rng: np.random.Generator) -> dict:
     mae = float((q[:, 1] - yt).abs().mean())
     model.train()
     return {"val_nll": nll, "val_cov90": cov90, "val_mae": mae}
+
+
+def make_batch(prior, seed: int, step: int, batch: int, queries: int):
+    """The training batch of ``step`` (compacted tensors), from ``default_rng([seed, step])``."""
+    rng = np.random.default_rng([seed, step])
+    b = prior.sample(batch, rng)
+    ctx, _ = context_masks(b, rng)
+    return compact(b, ctx, rng, queries)
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Batches of steps ``start, start + 1, ...`` without end; worker ``w`` of ``k`` draws the
+    steps ``start + w + j * k``, and the loader takes from the workers in turn, so batches arrive
+    in step order whatever the number of workers."""
+
+    def __init__(self, prior_name: str, seed: int, start: int, batch: int, queries: int):
+        self.prior_name, self.seed, self.start = prior_name, seed, start
+        self.batch, self.queries = batch, queries
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, k = (0, 1) if info is None else (info.id, info.num_workers)
+        prior = get_prior(self.prior_name)
+        step = self.start + w
+        while True:
+            yield make_batch(prior, self.seed, step, self.batch, self.queries)
+            step += k
+
+
+def batch_stream(prior_name: str, seed: int, start: int, batch: int, queries: int, workers: int, pin: bool):
+    ds = BatchStream(prior_name, seed, start, batch, queries)
+    if workers <= 0:
+        return iter(ds)
+    return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
+                                            prefetch_factor=4, pin_memory=pin))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,9 +204,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--val-curves", type=int, default=1000, help="held-out prior curves scored at each checkpoint")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop (with a checkpoint) after this long; 0 = no limit")
+    ap.add_argument("--workers", type=int, default=0, help="processes drawing prior batches (0: in this one)")
+    ap.add_argument("--budget-minutes", type=float, default=0.0,
+                    help="set --steps so that training ends after about this long (see the module docstring)")
     a = ap.parse_args(argv)
     if a.steps <= 0 or a.batch <= 0 or a.lr <= 0:
         raise SystemExit(f"--steps, --batch and --lr must be positive, got {a.steps}, {a.batch}, {a.lr}")
+    if a.workers < 0:
+        raise SystemExit(f"--workers must be >= 0, got {a.workers}")
+    if a.budget_minutes < 0 or (a.budget_minutes and a.warmup < BUDGET_PROBE[1]):
+        raise SystemExit(f"--budget-minutes needs a positive value and --warmup >= {BUDGET_PROBE[1]}, "
+                         f"got {a.budget_minutes} and {a.warmup}")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -174,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         step = int(state["step"])
         elapsed0 = float(state["elapsed_s"])
         segments = list(config.info.get("segments", []))
+        warm_from = config.info.get("warm_start_from")
         if not segments and step > 0:  # a checkpoint written before segments were recorded
             segments = [{"from_step": None, "prior": config.prior, "command": config.info.get("command")}]
         if config.prior != a.prior:
@@ -192,10 +254,14 @@ def main(argv: list[str] | None = None) -> None:
         model = PFN(config, borders=make_borders(bsamples, a.buckets)).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
         step, elapsed0 = 0, 0.0
-        segments = []
-    command = (f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} --layers {a.layers} "
-               f"--steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --seed {a.seed} --out {a.out}")
-    segments.append({"from_step": step, "prior": a.prior, "command": command})
+        segments, warm_from = [], None
+    def command_line() -> str:
+        return (f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} --layers {a.layers} "
+                f"--steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --seed {a.seed} --out {a.out}")
+
+    command = command_line()
+    segments.append({"from_step": step, "prior": a.prior, "command": command, "device": str(dev),
+                     "workers": a.workers})
     val_batch = prior.sample(a.val_curves, np.random.default_rng([a.seed, 10**9 + 1]))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"PFN {n_params} params, prior {a.prior}, bf16={use_bf16}, threads={a.threads}", flush=True)
@@ -209,16 +275,16 @@ def main(argv: list[str] | None = None) -> None:
             "threads": a.threads, "bf16": use_bf16, "params": n_params,
             "command": command, "segments": segments,
         }
+        if warm_from is not None:  # the weights this run started from (search.forecast.warmstart)
+            model.config.info["warm_start_from"] = warm_from
         state = {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "opt": opt.state_dict(), "step": step, "elapsed_s": el, "config": model.config.to_json(),
+            "opt": _to_cpu(opt.state_dict()), "step": step, "elapsed_s": el, "config": model.config.to_json(),
         }
         tmp = ck.with_suffix(".ckpt.tmp")
         torch.save(state, tmp)
         os.replace(tmp, ck)
-        model.cpu()
         save_pfn(model, out, "pfn")
-        model.to(dev)
         ev = evaluate(model, val_batch, np.random.default_rng([a.seed, 10**9 + 2]))
         rec = {"step": step, "elapsed_s": round(el, 1), **ev, "final": final}
         with open(out / "log.jsonl", "a") as fh:
@@ -228,11 +294,27 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     model.train()
     run_losses: list[float] = []
+    stream = batch_stream(a.prior, a.seed, step, a.batch, a.queries, a.workers, dev.type == "cuda")
+    probe_at = (step + BUDGET_PROBE[0], step + BUDGET_PROBE[1]) if a.budget_minutes and step == 0 else None
+    if a.budget_minutes and probe_at is None:
+        print("--budget-minutes applies to a run's first segment only; using --steps", flush=True)
+    probe_t = 0.0
     while step < a.steps:
-        rng = np.random.default_rng([a.seed, step])
-        batch = prior.sample(a.batch, rng)
-        ctx, _ = context_masks(batch, rng)
-        x, y, c, oi, yq, cov = (None if v is None else v.to(dev) for v in compact(batch, ctx, rng, a.queries))
+        x, y, c, oi, yq, cov = (None if v is None else v.to(dev, non_blocking=True) for v in next(stream))
+        if probe_at and step == probe_at[0]:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            probe_t = time.time()
+        if probe_at and step == probe_at[1]:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            per_step = (time.time() - probe_t) / (probe_at[1] - probe_at[0])
+            left = a.budget_minutes * 60 - (time.time() - t0)
+            a.steps = max(step + 1, step + int(0.97 * left / per_step))
+            command = command_line()
+            segments[-1]["command"] = command
+            print(f"budget {a.budget_minutes} min: {per_step * 1000:.1f} ms per step -> --steps {a.steps}", flush=True)
+            probe_at = None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, a.warmup)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):

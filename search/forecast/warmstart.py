@@ -4,7 +4,9 @@ The schedule-aware PFN (issue 8) has the same architecture as the schedule-free 
 encoder of the per-step covariates (``PFN.enc_cov``). Starting it from the shipped schedule-free
 weights with ``enc_cov`` set to zero gives, at step 0, exactly the schedule-free model; training
 on the ``"schedule"`` prior then only has to learn how the schedule bends a curve, which is far
-cheaper than learning curves from scratch on this machine. Usage::
+cheaper than learning curves from scratch on this machine. A prior without covariates gives a
+plain copy of the weights, as does a source that already has the prior's covariates (a new run
+continued from a shipped model, with a fresh optimiser). Usage::
 
     python -m search.forecast.warmstart --from search/forecast/weights/pfn.pt \
         --prior schedule --out train_runs/pfn_schedule
@@ -28,21 +30,24 @@ from search.forecast.prior import get_prior
 
 def warm_start_state(source: PFN, n_covariates: int, prior: str) -> dict:
     """A ``train.py`` checkpoint dict: ``source``'s weights, zero ``enc_cov``, step 0."""
-    if source.config.n_covariates != 0:
+    if n_covariates < 0:
+        raise ValueError(f"n_covariates must be >= 0, got {n_covariates!r}")
+    if source.config.n_covariates not in (0, n_covariates):
         raise ValueError(f"source model already has {source.config.n_covariates} covariates")
-    if n_covariates < 1:
-        raise ValueError(f"n_covariates must be >= 1, got {n_covariates!r}")
     c = source.config
     config = PFNConfig(emsize=c.emsize, layers=c.layers, nhead=c.nhead, nhid_factor=c.nhid_factor,
                        n_buckets=c.n_buckets, n_covariates=n_covariates, horizon=c.horizon,
                        prior=prior, info={"warm_start_from": c.info})
     model = PFN(config, borders=source.bar.borders.clone())
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-    if unexpected or set(missing) != {"enc_cov.weight", "enc_cov.bias"}:
+    fresh_cov = n_covariates > 0 and source.config.n_covariates == 0
+    expect = {"enc_cov.weight", "enc_cov.bias"} if fresh_cov else set()
+    if unexpected or set(missing) != expect:
         raise ValueError(f"architectures differ: missing {missing}, unexpected {unexpected}")
-    with torch.no_grad():
-        model.enc_cov.weight.zero_()
-        model.enc_cov.bias.zero_()
+    if fresh_cov:
+        with torch.no_grad():
+            model.enc_cov.weight.zero_()
+            model.enc_cov.bias.zero_()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     return {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "opt": opt.state_dict(), "step": 0, "elapsed_s": 0.0, "config": config.to_json()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from search.forecast.prior import get_prior
-from search.forecast.train import compact, context_masks
+from search.forecast.train import batch_stream, compact, context_masks, make_batch
 from search.forecast.train import main as train_main
 
 TINY = ["--prior", "sweepcast", "--emsize", "16", "--layers", "1", "--nhead", "2", "--buckets", "20",
@@ -48,3 +48,36 @@ def test_context_masks_keep_last_point_and_cap_length():
     xq = torch.gather(x, 1, oi)
     assert torch.all(xq > torch.as_tensor(b.cutoff)[:, None])  # queries lie after the cutoff
     assert torch.equal(c.sum(1), torch.as_tensor(ctx.sum(1)))
+
+
+def test_worker_processes_draw_the_same_batches_in_step_order():
+    """--workers only moves the sampling: batch k is still the one of default_rng([seed, k])."""
+    here = batch_stream("sweepcast-v3", 3, 5, 16, 4, workers=0, pin=False)
+    there = batch_stream("schedule-v3", 3, 5, 16, 4, workers=2, pin=False)
+    prior_a, prior_b = get_prior("sweepcast-v3"), get_prior("schedule-v3")
+    for step in range(5, 10):
+        a, b = next(here), next(there)
+        for got, want in zip(a, make_batch(prior_a, 3, step, 16, 4)):
+            assert got is None and want is None or torch.equal(got, want)
+        for got, want in zip(b, make_batch(prior_b, 3, step, 16, 4)):
+            assert torch.equal(got, want)
+    other = make_batch(prior_a, 3, 6, 16, 4)
+    assert not torch.equal(make_batch(prior_a, 3, 5, 16, 4)[1], other[1])
+
+
+@pytest.mark.slow
+def test_budget_sets_the_step_count_and_records_it(tmp_path):
+    out = tmp_path / "r"
+    args = TINY + ["--warmup", "250", "--steps", "100000", "--budget-minutes", "0.05", "--out", str(out),
+                   "--ckpt-every", "100000"]  # the later --warmup wins
+    train_main(args)
+    info = json.loads((out / "pfn.json").read_text())["info"]
+    assert 250 < info["steps"] < 100000  # the measured speed, not the given count, ended the run
+    assert f"--steps {info['steps']} " in info["command"] == info["segments"][-1]["command"]
+
+
+def test_budget_and_workers_reject_bad_values(tmp_path):
+    with pytest.raises(SystemExit, match="--budget-minutes needs"):
+        train_main(TINY + ["--steps", "4", "--out", str(tmp_path), "--budget-minutes", "1"])
+    with pytest.raises(SystemExit, match="--workers must be"):
+        train_main(TINY + ["--steps", "4", "--out", str(tmp_path), "--workers", "-1"])

@@ -46,6 +46,21 @@ def test_registered_under_schedule():
     assert isinstance(p, SchedulePrior) and p.n_covariates == 3
 
 
+def test_schedule_v3_has_quieter_law_curves_and_the_v3_base():
+    p = get_prior("schedule-v3")
+    assert isinstance(p, SchedulePrior) and p.name == "schedule-v3" and p.base.name == "sweepcast-v3"
+    lr, _ = sample_schedules(400, 100, np.random.default_rng(4))
+    lr[:] = 1.0  # constant rate: the noise is sigma itself
+    quiet = sample_law_curves(lr, np.random.default_rng(5), low_noise=1.0, quiet_lo=1e-5)
+    loud = sample_law_curves(lr, np.random.default_rng(5), low_noise=0.0)
+    rough = lambda y: np.median(np.abs(np.diff(y, 2, axis=1)), axis=1)  # noqa: E731
+    assert np.median(rough(quiet)) < 0.2 * np.median(rough(loud))
+    with pytest.raises(ValueError, match="quiet_lo"):
+        SchedulePrior(quiet_lo=0.01)
+    with pytest.raises(ValueError, match="low_noise"):
+        SchedulePrior(low_noise=1.5)
+
+
 def test_sampled_schedules_cover_every_kind_with_peak_one():
     lr, kinds = sample_schedules(600, 100, np.random.default_rng(1))
     assert set(kinds) == set(SCHEDULE_KINDS)

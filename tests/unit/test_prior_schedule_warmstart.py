@@ -38,7 +38,21 @@ def test_warm_started_model_equals_the_source_until_trained():
     opt = torch.optim.AdamW(new.parameters(), lr=1e-3)
     opt.load_state_dict(state["opt"])
     with pytest.raises(ValueError, match="already has 3 covariates"):
-        warm_start_state(_tiny(3), 3, "schedule")
+        warm_start_state(_tiny(3), 2, "schedule")
+
+
+def test_same_architecture_source_is_copied_as_is():
+    """A continued run (schedule-free -> schedule-free, or schedule-aware -> schedule-aware)."""
+    for k, prior in ((0, "sweepcast-v3"), (3, "schedule-v3")):
+        src = _tiny(k)
+        with torch.no_grad():
+            for p in src.parameters():
+                p.add_(0.01)  # no zero covariate encoder to hide behind
+        state = warm_start_state(src, k, prior)
+        cfg = PFNConfig.from_json(state["config"])
+        assert cfg.n_covariates == k and cfg.prior == prior and state["step"] == 0
+        for name, v in src.state_dict().items():
+            torch.testing.assert_close(state["model"][name], v, msg=name)
 
 
 @pytest.mark.slow
@@ -52,5 +66,6 @@ def test_train_resumes_from_the_warm_start(tmp_path):
                 "--ckpt-every", "2", "--out", str(out), "--bf16", "off"])
     cfg = json.loads((out / "pfn.json").read_text())
     assert cfg["n_covariates"] == 3 and cfg["info"]["steps"] == 2
+    assert "warm_start_from" in cfg["info"]  # provenance survives the trainer's checkpoints
     with pytest.raises(SystemExit, match="exists"):
         warmstart_main(["--from", str(tmp_path / "src.pt"), "--out", str(out)])
