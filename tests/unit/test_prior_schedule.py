@@ -53,7 +53,7 @@ def test_schedule_v3_has_quieter_law_curves_and_the_v3_base():
     lr[:] = 1.0  # constant rate: the noise is sigma itself
     quiet = sample_law_curves(lr, np.random.default_rng(5), low_noise=1.0, quiet_lo=1e-5)
     loud = sample_law_curves(lr, np.random.default_rng(5), low_noise=0.0)
-    rough = lambda y: np.median(np.abs(np.diff(y, 2, axis=1)), axis=1)  # noqa: E731
+    rough = lambda y: np.median(np.abs(np.diff(y, 2, axis=1)), axis=1)
     assert np.median(rough(quiet)) < 0.2 * np.median(rough(loud))
     with pytest.raises(ValueError, match="quiet_lo"):
         SchedulePrior(quiet_lo=0.01)
