@@ -108,12 +108,16 @@ class PolicyConfig:
         incumbent: ``completed`` (best final value of trials that reached the horizon),
             ``best_seen`` (best value any trial has reported at any step, Domhan's y_best) or
             ``top_fraction`` (the final value a trial must reach to end in the best
-            ``top_fraction`` of the sweep: the k-th best of the final values known so far,
-            k = ceil(top_fraction x their number), where completed trials count with their
-            final value and trials the rule stopped with their forecast median at the stop
-            (so the survivors alone do not set the bar); the rule then keeps every trial with a
-            real chance to finish near the top, not only those that may beat the best: for
-            sweeps that want a good top-k, or that must not lose late bloomers).
+            ``top_fraction`` of the sweep: the k-th best of the estimates of final values so
+            far, k = ceil(top_fraction x their number), where completed trials count with their
+            final value, trials the rule stopped with their forecast median at the stop (so the
+            survivors alone do not set the bar) and live trials with their latest forecast
+            median, or their best value so far before their first forecast (so the bar exists
+            before the first completion); with fewer than
+            ``1 / top_fraction`` estimates, the ``completed`` / ``before_completion`` rule. The
+            rule then keeps every trial with a real chance to finish near the top, not only
+            those that may beat the best: for sweeps that want a good top-k, or that must not
+            lose late bloomers).
         top_fraction: see ``incumbent="top_fraction"``; in (0, 1).
         before_completion: with ``incumbent="completed"`` and no trial completed yet, compare
             with the best value other trials reported at the same step (``same_step``), or do

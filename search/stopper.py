@@ -324,16 +324,36 @@ class CurveStopper:
             return vals[k if k < j else k + 1]
         return at(n // 2) if n % 2 else 0.5 * (at(n // 2 - 1) + at(n // 2))
 
+    def _top_fraction_bar(self, r: int) -> float:
+        """The final value a trial must beat to finish in the best ``top_fraction`` of the sweep:
+        the k-th best of every estimate of a final value but ``r``'s own: completed trials'
+        finals, stopped trials' forecast medians at the stop, and the latest forecast median of
+        every other live trial, or its best value so far if it has none (a trial that leads is
+        not forecast); k = ceil(top_fraction x their number). NaN while there are
+        fewer than ``1 / top_fraction`` estimates (too few to place a top fraction)."""
+        live = self._alive.copy()
+        if r < live.size:
+            live[r] = False
+        med = self._grid[live, _I50]
+        med = np.where(np.isfinite(med), med, self._best[live])  # not forecast yet: its best so far
+        est = np.concatenate([np.asarray(self._pop, dtype=np.float64), med[np.isfinite(med)]])
+        n = est.size
+        if n < math.ceil(1.0 / self.config.top_fraction):
+            return math.nan
+        k = max(1, math.ceil(self.config.top_fraction * n))
+        return float(np.partition(est, n - k)[n - k])
+
     def _incumbent_for(self, r: int, step: float) -> float:
         cfg = self.config
         if cfg.incumbent == "best_seen":
             return self._best_seen.other_than(r)
+        if cfg.incumbent == "top_fraction":
+            bar = self._top_fraction_bar(r)
+            if not math.isnan(bar):
+                return bar
         if self._n_completed:
-            if cfg.incumbent == "top_fraction":
-                # the value a trial must beat to finish in the top fraction of all trials seen
-                # (trials stopped early are taken as worse than it)
-                k = max(1, math.ceil(cfg.top_fraction * len(self._pop)))
-                return self._pop[-k]
+            if cfg.incumbent == "top_fraction":  # too few estimates yet: the best final value
+                return self._pop[-1]
             return self._completed_best
         if cfg.before_completion == "same_step":
             t = self._same_step.get(step)

@@ -359,6 +359,28 @@ def test_top_fraction_incumbent_is_the_kth_best_final(incumbent, stop, reason, b
     assert back._incumbent_for(back.store.row("t"), 1.0) == s._incumbent_for(s.store.row("t"), 1.0)
 
 
+def test_top_fraction_bar_counts_live_forecasts_before_any_completion():
+    """With no final value yet, the live trials' forecast medians place the top fraction (the
+    best same-step value, a far stricter bar, would stop a trial that may well end in it)."""
+    s = stopper(incumbent="top_fraction", top_fraction=0.2, grace_epochs=1, threshold=0.05)
+    for i in range(10):  # live trials at 0.1 .. 1.0; GaussModel forecasts each at its value
+        s.observe(f"o{i}", 1, round(0.1 * (i + 1), 1))
+    s._forecast_batch()  # every live trial gets a forecast median
+    assert s._n_completed == 0
+    # besides o8's own: medians 0.1 .. 0.8 and o9's best value 1.0 (it leads, so it has no
+    # forecast): 9 estimates, k = ceil(0.2 * 9) = 2 -> 0.8
+    assert s._incumbent_for(s.store.row("o8"), 1.0) == pytest.approx(0.8)
+    # t sees all ten others: k = 2 -> 0.9 (the best same-step value, 1.0, would be the bar
+    # without the estimates)
+    v = s.observe("t", 1, 0.85)  # P(N(0.85, 0.05^2) > 0.9) = 0.16: kept
+    assert not v.stop and v.incumbent == pytest.approx(0.9)
+    assert s.observe("u", 1, 0.72).stop  # P(> 0.9) = 2e-4
+    few = stopper(incumbent="top_fraction", top_fraction=0.2, grace_epochs=1)
+    for i in range(3):  # 3 estimates < 1 / 0.2: the same-step rule (best other value) decides
+        few.observe(f"o{i}", 1, 0.3 + 0.1 * i)
+    assert few._incumbent_for(few.store.row("o0"), 1.0) == pytest.approx(0.5)
+
+
 def test_median_or_before_any_completion_is_the_median_rule_alone():
     # no trial has completed: the incumbent is the best value at the same step (0.9), not a
     # final value, so the forecast cannot veto a median stop (Ray's median rule decides)
