@@ -70,7 +70,7 @@ class CurvePruning(_Pruning):
     is below the median of the others' running means and its P(beat) is under
     ``veto_threshold``; ``pause_ahead`` pauses a trial (one that has a checkpoint) ahead of its
     peers while others wait to run. The defaults are the policy measured best on replayed real
-    curves (BENCHMARKS.md, issue 4: 12.4x fewer epochs than FIFO at 0.83% relative regret,
+    curves (BENCHMARKS.md, issue 4: 12.0x fewer epochs than FIFO at 0.83% relative regret,
     chosen leave-one-task-out); ``rank_gate: none, threshold: 0.05, grace_epochs: 3,
     pause_ahead: false`` is the plain rule of Domhan et al. (2015).
     """
