@@ -13,9 +13,10 @@ distribution's NLL at ``--queries`` later steps per curve, one of them the final
 
 ``--workers N`` draws the batches in N processes (a GPU outruns one core's sampling); each step's
 batch still comes from ``default_rng([seed, step])``, in step order, so the run is the same.
-``--budget-minutes M`` sets ``--steps`` from the speed measured over the first steps (all inside
-the warm-up, which must be at least 250 steps) so that the cosine schedule ends after about M
-minutes; the chosen count is printed and recorded in the command, which then reproduces the run.
+``--budget-minutes M`` sets ``--steps`` (then an upper bound) from the speed measured over the
+first steps (all inside the warm-up, which must be at least 250 steps) so that the cosine schedule
+ends after about M minutes; the chosen count is printed and recorded in the command, which then
+reproduces the run.
 
 ``OUT/ckpt.pt`` (model, optimiser, step; loadable with ``weights_only=True``) is written every
 ``--ckpt-every`` steps and at the end, atomically; rerunning the same command resumes from it.
@@ -212,9 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--steps, --batch and --lr must be positive, got {a.steps}, {a.batch}, {a.lr}")
     if a.workers < 0:
         raise SystemExit(f"--workers must be >= 0, got {a.workers}")
-    if a.budget_minutes < 0 or (a.budget_minutes and a.warmup < BUDGET_PROBE[1]):
-        raise SystemExit(f"--budget-minutes needs a positive value and --warmup >= {BUDGET_PROBE[1]}, "
-                         f"got {a.budget_minutes} and {a.warmup}")
+    if a.budget_minutes < 0 or (a.budget_minutes and min(a.warmup, a.steps) <= BUDGET_PROBE[1]):
+        raise SystemExit(f"--budget-minutes needs a positive value and --warmup and --steps above "
+                         f"{BUDGET_PROBE[1]}, got {a.budget_minutes}, {a.warmup} and {a.steps}")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
                 torch.cuda.synchronize()
             per_step = (time.time() - probe_t) / (probe_at[1] - probe_at[0])
             left = a.budget_minutes * 60 - (time.time() - t0)
-            a.steps = max(step + 1, step + int(0.97 * left / per_step))
+            a.steps = min(a.steps, max(step + 1, step + int(0.97 * left / per_step)))
             command = command_line()
             segments[-1]["command"] = command
             print(f"budget {a.budget_minutes} min: {per_step * 1000:.1f} ms per step -> --steps {a.steps}", flush=True)

@@ -68,7 +68,7 @@ def test_worker_processes_draw_the_same_batches_in_step_order():
 @pytest.mark.slow
 def test_budget_sets_the_step_count_and_records_it(tmp_path):
     out = tmp_path / "r"
-    args = TINY + ["--warmup", "250", "--steps", "100000", "--budget-minutes", "0.05", "--out", str(out),
+    args = TINY + ["--warmup", "260", "--steps", "100000", "--budget-minutes", "0.05", "--out", str(out),
                    "--ckpt-every", "100000"]  # the later --warmup wins
     train_main(args)
     info = json.loads((out / "pfn.json").read_text())["info"]
