@@ -14,7 +14,7 @@ distribution's NLL at ``--queries`` later steps per curve, one of them the final
 ``--workers N`` draws the batches in N processes (a GPU outruns one core's sampling); each step's
 batch still comes from ``default_rng([seed, step])``, in step order, so the run is the same.
 ``--budget-minutes M`` sets ``--steps`` (then an upper bound) from the speed measured over the
-first steps (all inside the warm-up, which must be at least 250 steps) so that the cosine schedule
+first steps (all inside the warm-up, which must be longer than 250 steps) so that the cosine schedule
 ends after about M minutes; the chosen count is printed and recorded in the command, which then
 reproduces the run.
 
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
         step, elapsed0 = 0, 0.0
         segments, warm_from = [], None
+
     def command_line() -> str:
         return (f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} --layers {a.layers} "
                 f"--steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --seed {a.seed} --out {a.out}")
