@@ -194,7 +194,8 @@ def cmd_scale(args) -> None:
     cfg = PolicyConfig(threshold=args.threshold, max_forecast_age=args.age,
                        grace_epochs=args.grace, rank_gate=args.gate,
                        batch_wait=args.batch_wait, veto_threshold=args.veto,
-                       pause_ahead=args.pause)
+                       pause_ahead=args.pause, incumbent=args.incumbent,
+                       top_fraction=args.top_fraction)
     sched = curve_scheduler(model, cfg)
     rss0 = _rss_mb()
     sim = Simulation(task, sched, args.workers, clock=time.thread_time_ns)
@@ -298,6 +299,8 @@ def main(argv=None) -> None:
     c.add_argument("--batch-wait", type=int, default=1)
     c.add_argument("--veto", type=float, default=0.5, help="veto_threshold (rank gate median_or)")
     c.add_argument("--pause", action="store_true", help="pause_ahead")
+    c.add_argument("--incumbent", default="completed", help="completed | best_seen | top_fraction")
+    c.add_argument("--top-fraction", type=float, default=0.1)
     c.add_argument("--weights", default=None)
     c.add_argument("--out", default="replay_scale.json")
     c.set_defaults(fn=cmd_scale)
