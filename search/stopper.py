@@ -112,8 +112,6 @@ class CurveStopper:
         # sorted estimates of every decided trial's final value (internal): completed trials'
         # finals and, for trials this stopper stopped, their forecast median (-inf: diverged)
         self._pop: list[float] = []
-        self._est_cache: tuple | None = None  # (version, sorted final-value estimates)
-        self._est_version = 0  # bumped by every change the estimates depend on
         self._best_seen = _Top2()
         self._same_step: dict[float, _Top2] = {}
         self._step_vals: dict[float, list[float]] = {}  # sorted finite values per step
@@ -152,7 +150,6 @@ class CurveStopper:
         r = self.store.row(tid)
         self._ensure(r)
         self._alive[r] = bool(alive)
-        self._est_version += 1
 
     def remove_trial(self, trial_id: str) -> None:
         """Forget a trial's liveness (errored, removed, stopped); its curve stays for the record."""
@@ -160,7 +157,6 @@ class CurveStopper:
         if tid in self.store:
             r = self.store.row(tid)
             self._alive[r] = False
-            self._est_version += 1
             self._dirty.discard(r)
             self._pending.pop(r, None)
 
@@ -172,7 +168,6 @@ class CurveStopper:
             return
         r = self.store.row(tid)
         self._alive[r] = False
-        self._est_version += 1
         self._dirty.discard(r)
         n = self.store.length(tid)
         if n and self.store.last_step(tid) >= self.horizon:
@@ -191,7 +186,6 @@ class CurveStopper:
             self._completed_best = max(self._completed_best, v)
             self._n_completed += 1
             bisect.insort(self._pop, v)
-            self._est_version += 1
 
     def record(self, trial_id: str, step: float, value: float) -> None:
         """Record a point without judging it (catching up on points seen elsewhere)."""
@@ -208,7 +202,6 @@ class CurveStopper:
         if not math.isfinite(v):
             return
         self._best[r] = max(self._best[r], v)
-        self._est_version += 1
         self._best_seen.push(v, r)
         self._same_step.setdefault(step, _Top2()).push(v, r)
         bisect.insort(self._step_vals.setdefault(step, []), v)
@@ -263,7 +256,6 @@ class CurveStopper:
             self._grid_step[r] = -math.inf
             self.store.append(tid, st, v_user)
         self._alive[r] = True
-        self._est_version += 1
         v = self.sign * v_user
         self._note(r, st, v)
         self._dirty.add(r)
@@ -308,7 +300,6 @@ class CurveStopper:
             est = self._grid[r, _I50] if vd.reason != Reason.DIVERGED.value else -math.inf
             bisect.insort(self._pop, float(est) if math.isfinite(est) else -math.inf)
             self._alive[r] = False
-            self._est_version += 1
             self._dirty.discard(r)
             self._pending.pop(r, None)
         return self._emit(vd)
@@ -333,40 +324,28 @@ class CurveStopper:
             return vals[k if k < j else k + 1]
         return at(n // 2) if n % 2 else 0.5 * (at(n // 2 - 1) + at(n // 2))
 
-    def _final_estimates(self) -> np.ndarray:
-        """Sorted estimates of every trial's final value (internal units): completed finals,
-        stopped trials' forecast medians, and each live trial's latest forecast median or, before
-        its first forecast, its best value so far. Cached until any of them changes (an
-        observation, a forecast batch, a decided or added trial): a forecast batch judges many
-        trials against one state, which then costs one pass, not one per trial."""
-        key = self._est_version
-        if self._est_cache is not None and self._est_cache[0] == key:
-            return self._est_cache[1]
-        live = self._alive
-        med = self._grid[live, _I50]
-        med = np.where(np.isfinite(med), med, self._best[live])
-        est = np.sort(np.concatenate([np.asarray(self._pop, dtype=np.float64), med[np.isfinite(med)]]))
-        self._est_cache = (key, est)
-        return est
-
     def _top_fraction_bar(self, r: int) -> float:
         """The final value a trial must beat to finish in the best ``top_fraction`` of the sweep:
-        the k-th best of :meth:`_final_estimates` without ``r``'s own (a trial that leads is not
-        forecast, hence its best value there); k = ceil(top_fraction x their number). NaN while
-        there are fewer than ``1 / top_fraction`` estimates (too few to place a top fraction)."""
-        est = self._final_estimates()
-        own = math.nan
-        if r < self._alive.size and self._alive[r]:
-            own = self._grid[r, _I50] if math.isfinite(self._grid[r, _I50]) else self._best[r]
-        drop = math.isfinite(own)
-        n = est.size - int(drop)
+        the k-th best of every estimate of a final value but ``r``'s own: completed trials'
+        finals, stopped trials' forecast medians at the stop, and the latest forecast median of
+        every other live trial, or its best value so far if it has none (a trial that leads is
+        not forecast); k = ceil(top_fraction x their number). NaN while there are fewer than
+        ``1 / top_fraction`` estimates (too few to place a top fraction). Cost O(live trials +
+        k): the k best of the live estimates (a partition) merged with the k best of the sorted
+        decided ones."""
+        live = self._alive.copy()
+        if r < live.size:
+            live[r] = False
+        med = self._grid[live, _I50]
+        med = np.where(np.isfinite(med), med, self._best[live])
+        med = med[np.isfinite(med)]
+        n = len(self._pop) + med.size
         if n < math.ceil(1.0 / self.config.top_fraction):
             return math.nan
-        i = n - max(1, math.ceil(self.config.top_fraction * n))  # ascending index of the k-th best
-        if not drop:
-            return float(est[i])
-        j = int(np.searchsorted(est, own))  # one copy of the own estimate leaves the array
-        return float(est[i] if i < j else est[min(i + 1, est.size - 1)])
+        k = max(1, math.ceil(self.config.top_fraction * n))
+        top_live = med if med.size <= k else np.partition(med, med.size - k)[med.size - k:]
+        cand = np.concatenate([top_live, np.asarray(self._pop[-k:], dtype=np.float64)])
+        return float(np.partition(cand, cand.size - k)[cand.size - k])
 
     def _incumbent_for(self, r: int, step: float) -> float:
         cfg = self.config
@@ -425,7 +404,6 @@ class CurveStopper:
             self._pending.pop(r, None)
         self.n_forecasts += len(rows)
         self.n_batches += 1
-        self._est_version += 1
 
     # -- state as data ------------------------------------------------------------------------
     def to_dict(self) -> dict:
