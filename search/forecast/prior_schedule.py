@@ -47,7 +47,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.forecast.prior import HORIZON, PriorBatch, _check_n, get_prior, sample_cutoffs
+from search.forecast.prior import (
+    HORIZON,
+    PriorBatch,
+    _check_n,
+    _check_share,
+    get_prior,
+    sample_cutoffs,
+)
 from search.schedules import Schedule, annealing_area, lag_to_lambda, rates_of, schedule_features
 
 #: Schedule kinds drawn by :func:`sample_schedules`, with their probabilities.
@@ -212,8 +219,7 @@ class SchedulePrior:
     def __init__(self, horizon: int = HORIZON, weights: tuple[float, float, float] = (0.65, 0.25, 0.10),
                  base: str = "sweepcast-v2", low_noise: float = 0.3, quiet_lo: float = 1e-4,
                  name: str = "schedule"):
-        if not 0.0 <= low_noise <= 1.0:
-            raise ValueError(f"low_noise must be in [0, 1], got {low_noise!r}")
+        _check_share(low_noise)
         if not 0.0 < quiet_lo < 3e-3:
             raise ValueError(f"quiet_lo must be in (0, 3e-3), got {quiet_lo!r}")
         self.name = name
