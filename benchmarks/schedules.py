@@ -176,8 +176,10 @@ def run_replays(data, models: dict, policy, schedulers: list[str], seeds: int, w
 
 
 def summarize_replays(results: list[dict]) -> list[dict]:
-    """Per (benchmark, scheduler): median over tasks of the mean speed-up, mean relative regret,
-    share of runs that killed the best config, late bloomers killed / seen over all runs."""
+    """Per (benchmark, scheduler): median over tasks of the mean speed-up, the pooled speed-up
+    (FIFO epochs / epochs, summed over every run: the compute a user saves over the whole set),
+    the mean speed-up per task, mean relative regret, share of runs that killed the best config,
+    late bloomers killed / seen over all runs."""
     by: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for r in results:
         by.setdefault((r["benchmark"], r["scheduler"]), {}).setdefault(r["task"], []).append(r)
@@ -188,6 +190,10 @@ def summarize_replays(results: list[dict]) -> list[dict]:
             "benchmark": bench, "scheduler": name, "tasks": len(tasks), "runs": len(allr),
             "speedup_median": float(np.median([np.mean([r["speedup"] for r in rs])
                                                for rs in tasks.values()])),
+            "speedup_pooled": float(sum(r["fifo_epochs"] for r in allr)
+                                    / sum(r["epochs"] for r in allr)),
+            "speedup_by_task": {t: float(np.mean([r["speedup"] for r in rs]))
+                                for t, rs in sorted(tasks.items())},
             "regret_rel_mean": float(np.mean([r["regret_rel"] for r in allr])),
             "best_killed_frac": float(np.mean([r["best_killed"] for r in allr])),
             "late_bloomers": int(sum(r["late_bloomers"] for r in allr)),
@@ -215,15 +221,28 @@ def markdown(out: dict) -> str:
                          f"{r['loglik']:.3f} | {r['coverage90']:.3f} | {r['mae']:.3f} | "
                          f"{r['tasks']} |")
     if out.get("replay_summary"):
-        head = ("| benchmark | scheduler | speed-up (median over tasks) | relative regret (mean) "
-                "| best killed | late bloomers killed / seen | of them better than every "
-                "completed trial |")
-        lines += ["", head, "|---|---|---|---|---|---|---|"]
+        head = ("| benchmark | scheduler | speed-up (median over tasks) | speed-up (pooled) "
+                "| relative regret (mean) | best killed | late bloomers killed / seen "
+                "| of them better than every completed trial |")
+        lines += ["", head, "|---|---|---|---|---|---|---|---|"]
         for r in out["replay_summary"]:
+            pooled = f"{r['speedup_pooled']:.2f}x" if "speedup_pooled" in r else "-"
             lines.append(f"| {r['benchmark']} | {r['scheduler']} | {r['speedup_median']:.2f}x | "
+                         f"{pooled} | "
                          f"{r['regret_rel_mean']:.2%} | {r['best_killed_frac']:.0%} | "
                          f"{r['late_bloomers_killed']} / {r['late_bloomers']} | "
                          f"{r['late_bloomers_killed_costly']} |")
+        by_task = [r for r in out["replay_summary"] if "speedup_by_task" in r]
+        if by_task:
+            names = [r["scheduler"].split("[")[0] for r in by_task]
+            lines += ["", "| task | " + " | ".join(dict.fromkeys(names)) + " |",
+                      "|---|" + "---|" * len(dict.fromkeys(names))]
+            tasks = sorted({t for r in by_task for t in r["speedup_by_task"]})
+            for t in tasks:
+                cells = {n: r["speedup_by_task"][t] for n, r in zip(names, by_task)
+                         if t in r["speedup_by_task"]}
+                lines.append(f"| {t} | " + " | ".join(
+                    f"{cells[n]:.2f}x" if n in cells else "-" for n in dict.fromkeys(names)) + " |")
     return "\n".join(lines)
 
 
