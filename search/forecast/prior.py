@@ -145,9 +145,9 @@ def _quiet(sigma: np.ndarray, share: float, rng: np.random.Generator,
     return np.where(quiet, np.exp(rng.uniform(np.log(lo), np.log(hi), n)), sigma)
 
 
-def _check_share(low_noise: float) -> None:
-    if not 0.0 <= low_noise <= 1.0:
-        raise ValueError(f"low_noise must be in [0, 1], got {low_noise!r}")
+def _check_share(value: float, name: str = "low_noise") -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
 
 class LCPFNPrior:
@@ -376,5 +376,13 @@ def _schedule_prior_v3() -> Prior:
     return SchedulePrior(base="sweepcast-v3", low_noise=0.5, quiet_lo=1e-5, name="schedule-v3")
 
 
+def _schedule_prior_v4() -> Prior:
+    from search.forecast.prior_schedule import SchedulePrior
+
+    return SchedulePrior(base="sweepcast-v3", low_noise=0.5, quiet_lo=1e-5, weak_anneal=0.3,
+                         overfit=0.2, name="schedule-v4")
+
+
 register_prior("schedule", _schedule_prior)
 register_prior("schedule-v3", _schedule_prior_v3)
+register_prior("schedule-v4", _schedule_prior_v4)

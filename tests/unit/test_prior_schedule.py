@@ -100,3 +100,28 @@ def test_annealing_makes_late_gains_that_a_constant_rate_does_not():
     before = np.mean(ys[:, 60:69].mean(1) - yc[:, 60:69].mean(1))
     after = np.mean(ys[:, -5:].mean(1) - yc[:, -5:].mean(1))
     assert abs(before) < 0.01 and after > 0.05
+
+
+def test_schedule_v4_weakens_the_annealing_bonus_and_overfits_more():
+    p = get_prior("schedule-v4")
+    assert isinstance(p, SchedulePrior) and p.name == "schedule-v4" and p.base.name == "sweepcast-v3"
+    assert (p.weak_anneal, p.overfit) == (0.3, 0.2)
+    m = 100
+    t = np.arange(m)
+    lr = np.broadcast_to(0.5 * (1 + np.cos(np.pi * t / (m - 1))), (3000, m)).copy()  # cosine to 0
+    # the gain of the last 30% of a cosine run is mostly the annealing bonus
+    def late_gain(**kw):
+        y = sample_law_curves(lr, np.random.default_rng(6), low_noise=1.0, quiet_lo=1e-5, **kw)
+        return np.mean(y[:, -1] - y[:, int(0.7 * m)])
+    strong, weak = late_gain(), late_gain(weak_anneal=1.0)
+    assert weak < 0.6 * strong
+    # overfitting: the final value is below the curve's peak by more than the noise
+    def declined(**kw):
+        y = sample_law_curves(np.ones((3000, m)), np.random.default_rng(6), low_noise=1.0,
+                              quiet_lo=1e-5, **kw)
+        return np.mean(y.max(axis=1) - y[:, -1] > 0.02)
+    assert declined(overfit=0.5) > declined() + 0.1
+    with pytest.raises(ValueError, match="weak_anneal must be in"):
+        SchedulePrior(weak_anneal=1.2)
+    with pytest.raises(ValueError, match="overfit must be in"):
+        SchedulePrior(overfit=-0.1)
