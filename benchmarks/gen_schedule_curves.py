@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default="wide")
     ap.add_argument("--out", default="benchmarks/data/schedule_curves")
+    ap.add_argument("--task-suffix", default="",
+                    help="appended to the task names, so a second sweep of a kind (another --seed) "
+                         "is a task of its own when both folders are replayed together")
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="stop starting new configs after this long (0: no limit)")
     a = ap.parse_args(argv)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     configs: dict[str, dict[str, dict]] = {}
     t0, c0 = time.time(), time.process_time()
     stopped = False
-    tasks = SWEEPS[a.sweep]
+    tasks = {task + a.task_suffix: space for task, space in SWEEPS[a.sweep].items()}
     rngs = {task: np.random.default_rng([a.seed, ti]) for ti, task in enumerate(tasks)}
     for task in tasks:
         configs[task] = {}
