@@ -99,8 +99,9 @@ def build_cases(configs: dict, frac: float):
     return curves, np.array(finals), np.array(targets), modes
 
 
-def score(forecast, curves, finals, mode) -> dict:
-    """Mean loglik / MAE / coverage in the normaliser's units (see the module docstring)."""
+def score_curves(forecast, curves, finals, mode) -> dict:
+    """Per curve (arrays): loglik, |median - truth|, covered, the truth and the 5/50/95%
+    quantiles, all in the normaliser's units (see the module docstring)."""
     n = len(curves)
     maps = [fit_value_map(c.values, mode) for c in curves]
     sign = np.array([vm.sign for vm in maps])
@@ -117,9 +118,15 @@ def score(forecast, curves, finals, mode) -> dict:
     qn = np.stack([vm.forward(q[i]) for i, vm in enumerate(maps)])
     lo = np.where(sign > 0, qn[:, 0], qn[:, 2])
     hi = np.where(sign > 0, qn[:, 2], qn[:, 0])
-    cov = (lo <= yt) & (yt <= hi)
-    return {"loglik": float(ll.mean()), "mae": float(np.abs(qn[:, 1] - yt).mean()),
-            "coverage90": float(cov.mean()), "n": n}
+    return {"loglik": ll, "abs_err": np.abs(qn[:, 1] - yt), "covered": (lo <= yt) & (yt <= hi),
+            "truth": yt, "q05": lo, "q50": qn[:, 1], "q95": hi}
+
+
+def score(forecast, curves, finals, mode) -> dict:
+    """Mean loglik / MAE / coverage in the normaliser's units (see the module docstring)."""
+    s = score_curves(forecast, curves, finals, mode)
+    return {"loglik": float(s["loglik"].mean()), "mae": float(s["abs_err"].mean()),
+            "coverage90": float(s["covered"].mean()), "n": len(curves)}
 
 
 def forecast_chunked(model, curves, targets, mode, chunk=256):
@@ -165,6 +172,10 @@ def main(argv=None) -> None:
     ap.add_argument("--latency-only", action="store_true",
                     help="only time the models (on the first task's 40%% cutoff), no cells")
     ap.add_argument("--pfn-weights", type=Path, default=None, help="a .pt other than the shipped one")
+    ap.add_argument("--per-curve", action="append", default=[], metavar="TASK:CUTOFF",
+                    help="only this (task, cutoff) cell, every curve scored on its own (loglik, "
+                         "interval, truth per model, sorted by the first two models' loglik "
+                         "difference); repeatable; no latency")
     ap.add_argument("--cells-from", type=Path, action="append", default=[],
                     help="merge cells and latencies of other models from an earlier run's JSON "
                          "(same --curves, --max-configs and --seed), e.g. a slow baseline run apart")
@@ -183,6 +194,9 @@ def main(argv=None) -> None:
             kw = {"weights": a.pfn_weights}
         models[nm] = get_model(nm, **kw)
 
+    if a.per_curve:
+        per_curve(a, models)
+        return
     cells = []
     timing_cases = None
     t_start = time.time()
@@ -236,6 +250,64 @@ def main(argv=None) -> None:
     a.json.write_text(json.dumps(out, indent=1))
     a.json.with_suffix(".md").write_text(render_markdown(out))
     print(json.dumps(summary, indent=1))
+
+
+def parse_cells(specs: list[str]) -> list[tuple[str, float]]:
+    """``TASK:CUTOFF`` strings -> (task, cutoff); the cutoff must be one of ``CUTOFFS``."""
+    out = []
+    for spec in specs:
+        task, _, cut = spec.rpartition(":")
+        try:
+            frac = float(cut)
+        except ValueError:
+            frac = math.nan
+        if not task or frac not in CUTOFFS:
+            raise SystemExit(f"--per-curve {spec!r}: expected TASK:CUTOFF with CUTOFF one of "
+                             f"{', '.join(map(str, CUTOFFS))}")
+        out.append((task, frac))
+    return out
+
+
+def per_curve(a, models: dict) -> None:
+    """The --per-curve mode: every curve of the named cells scored on its own, per model."""
+    wanted = parse_cells(a.per_curve)
+    found, rows = set(), []
+    for folder in find_benchmarks(a.curves):
+        for (bench, task), cfgs in sorted(load_curves(folder).items()):
+            fracs = [f for t, f in wanted if t == task]
+            if not fracs:
+                continue
+            ids = sorted(cfgs)
+            rng = np.random.default_rng([a.seed, len(ids)])  # the configs of the cell tables
+            pick = sorted(rng.choice(len(ids), size=min(a.max_configs, len(ids)), replace=False))
+            chosen = [cfgs[ids[i]] for i in pick]
+            for frac in fracs:
+                found.add((task, frac))
+                curves, finals, targets, _ = build_cases(chosen, frac)
+                per = {nm: score_curves(m.forecast(curves, targets, mode=chosen[0][2]), curves,
+                                        finals, chosen[0][2]) for nm, m in models.items()}
+                for i in range(len(curves)):
+                    row = {"benchmark": bench, "task": task, "cutoff": frac,
+                           "config_id": ids[pick[i]], "points": int(curves[i].values.size)}
+                    for nm, sc in per.items():
+                        row[nm] = {k: (bool(v[i]) if k == "covered" else float(v[i]))
+                                   for k, v in sc.items()}
+                    rows.append(row)
+    missing = [f"{t}:{f}" for t, f in wanted if (t, f) not in found]
+    if missing:
+        raise SystemExit(f"--per-curve: no task named {', '.join(missing)} under {a.curves}")
+    names = list(models)
+    if len(names) >= 2:
+        rows.sort(key=lambda r: (r["task"], r["cutoff"],
+                                 r[names[0]]["loglik"] - r[names[1]]["loglik"]))
+    for r in rows:
+        parts = [f"{nm} ll {r[nm]['loglik']:6.2f} [{r[nm]['q05']:.4f}, {r[nm]['q50']:.4f}, "
+                 f"{r[nm]['q95']:.4f}]" for nm in names]
+        print(f"{r['task'][-30:]} {r['cutoff']} {r['config_id']} truth "
+              f"{r[names[0]]['truth']:.4f} | " + " | ".join(parts))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({"per_curve": rows, "args": {k: str(v) for k, v in vars(a).items()}},
+                                 indent=1))
 
 
 def render_markdown(out: dict) -> str:
