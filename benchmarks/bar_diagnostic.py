@@ -36,6 +36,10 @@ from schedules import late_bloomers, load, load_models, shuffled
 QS = np.linspace(0.005, 0.995, 101)  # QS[50] = 0.5, the median
 
 
+def fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.4f}"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--curves", action="append", required=True)
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
             rows = [i for i in range(n) if ok[i] and np.isfinite(sub.values[i, :k]).all()]
             steps = np.arange(1, k + 1, dtype=np.float64)
             kk = int(np.ceil(a.top_fraction * len(rows)))
+            const = np.array([sub.config_ids[i] not in lr or np.ptp(lr[sub.config_ids[i]]) < 1e-12
+                              for i in rows])
             for label in ("pfn", "pfn-schedule"):
                 sch = [lr.get(sub.config_ids[i]) if label == "pfn-schedule" else None for i in rows]
                 fc = models[label].forecast([ScheduledCurve(steps, sub.values[i, :k], s)
@@ -82,8 +88,6 @@ def main(argv: list[str] | None = None) -> None:
                     Q = Q[:, ::-1]
                 med = Q[:, len(QS) // 2]
                 err = sign * med - fin[rows]
-                const = np.array([sub.config_ids[i] not in lr or np.ptp(lr[sub.config_ids[i]]) < 1e-12
-                                  for i in rows])
                 bar = float(np.sort(med)[kk - 1])
                 u = rng.integers(0, len(QS), (a.draws, len(rows)))
                 bars = np.sort(Q[np.arange(len(rows))[None, :], u], axis=1)[:, kk - 1]
@@ -106,9 +110,6 @@ def main(argv: list[str] | None = None) -> None:
                                                    for j in lbj],
                 }
                 out.append(rec)
-                def fmt(v: float | None) -> str:
-                    return "-" if v is None else f"{v:+.4f}"
-
                 print(f"  cutoff {cut:.0%} {label:<12} bias const {fmt(rec['bias_constant'])} "
                       f"decaying {fmt(rec['bias_decaying'])} | bar {rec['bar']:.4f} mc_bar "
                       f"{rec['mc_bar_median']:.4f} [{rec['mc_bar_10_90'][0]:.4f}, "

@@ -122,11 +122,15 @@ def score_curves(forecast, curves, finals, mode) -> dict:
             "truth": yt, "q05": lo, "q50": qn[:, 1], "q95": hi}
 
 
+def _cell_means(s: dict) -> dict:
+    """Mean loglik / MAE / coverage of per-curve scores (``score_curves``)."""
+    return {"loglik": float(s["loglik"].mean()), "mae": float(s["abs_err"].mean()),
+            "coverage90": float(s["covered"].mean()), "n": int(s["loglik"].size)}
+
+
 def score(forecast, curves, finals, mode) -> dict:
     """Mean loglik / MAE / coverage in the normaliser's units (see the module docstring)."""
-    s = score_curves(forecast, curves, finals, mode)
-    return {"loglik": float(s["loglik"].mean()), "mae": float(s["abs_err"].mean()),
-            "coverage90": float(s["covered"].mean()), "n": len(curves)}
+    return _cell_means(score_curves(forecast, curves, finals, mode))
 
 
 def forecast_chunked(model, curves, targets, mode, chunk=256):
@@ -134,13 +138,24 @@ def forecast_chunked(model, curves, targets, mode, chunk=256):
     return [(i, model.forecast(curves[i : i + chunk], targets[i : i + chunk], mode=mode)) for i in range(0, len(curves), chunk)]
 
 
+def curve_scores(model, curves, finals, targets, mode) -> dict:
+    """``score_curves`` of every curve, forecast in chunks of 256."""
+    parts = [score_curves(fc, curves[i : i + len(fc)], finals[i : i + len(fc)], mode)
+             for i, fc in forecast_chunked(model, curves, targets, mode)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def cell_scores(model, curves, finals, targets, mode) -> dict:
-    parts = []
-    for i, fc in forecast_chunked(model, curves, targets, mode):
-        sl = slice(i, i + len(fc))
-        parts.append(score(fc, curves[sl], finals[sl], mode))
-    n = sum(p["n"] for p in parts)
-    return {k: float(sum(p[k] * p["n"] for p in parts) / n) for k in ("loglik", "mae", "coverage90")} | {"n": n}
+    return _cell_means(curve_scores(model, curves, finals, targets, mode))
+
+
+def sample_configs(cfgs: dict, max_configs: int, seed: int) -> tuple[list[str], list]:
+    """The seeded sample of up to ``max_configs`` configs of one task: (their ids, their
+    (epochs, values, mode) curves), in id order."""
+    ids = sorted(cfgs)
+    rng = np.random.default_rng([seed, len(ids)])
+    pick = sorted(rng.choice(len(ids), size=min(max_configs, len(ids)), replace=False))
+    return [ids[i] for i in pick], [cfgs[ids[i]] for i in pick]
 
 
 def time_model(model, curves, targets, mode, batch, reps, warmup: bool = True) -> tuple[float, float]:
@@ -203,10 +218,7 @@ def main(argv=None) -> None:
     for folder in find_benchmarks(a.curves):
         data = load_curves(folder)
         for (bench, task), cfgs in sorted(data.items()):
-            ids = sorted(cfgs)
-            rng = np.random.default_rng([a.seed, len(ids)])
-            pick = sorted(rng.choice(len(ids), size=min(a.max_configs, len(ids)), replace=False))
-            chosen = [cfgs[ids[i]] for i in pick]
+            _, chosen = sample_configs(cfgs, a.max_configs, a.seed)
             mode = chosen[0][2]
             for frac in CUTOFFS:
                 curves, finals, targets, _ = build_cases(chosen, frac)
@@ -277,18 +289,15 @@ def per_curve(a, models: dict) -> None:
             fracs = [f for t, f in wanted if t == task]
             if not fracs:
                 continue
-            ids = sorted(cfgs)
-            rng = np.random.default_rng([a.seed, len(ids)])  # the configs of the cell tables
-            pick = sorted(rng.choice(len(ids), size=min(a.max_configs, len(ids)), replace=False))
-            chosen = [cfgs[ids[i]] for i in pick]
+            ids, chosen = sample_configs(cfgs, a.max_configs, a.seed)  # the cell tables' configs
+            mode = chosen[0][2]
             for frac in fracs:
                 found.add((task, frac))
                 curves, finals, targets, _ = build_cases(chosen, frac)
-                per = {nm: score_curves(m.forecast(curves, targets, mode=chosen[0][2]), curves,
-                                        finals, chosen[0][2]) for nm, m in models.items()}
+                per = {nm: curve_scores(m, curves, finals, targets, mode) for nm, m in models.items()}
                 for i in range(len(curves)):
                     row = {"benchmark": bench, "task": task, "cutoff": frac,
-                           "config_id": ids[pick[i]], "points": int(curves[i].values.size)}
+                           "config_id": ids[i], "points": int(curves[i].values.size)}
                     for nm, sc in per.items():
                         row[nm] = {k: (bool(v[i]) if k == "covered" else float(v[i]))
                                    for k, v in sc.items()}

@@ -235,14 +235,14 @@ def markdown(out: dict) -> str:
         by_task = [r for r in out["replay_summary"] if "speedup_by_task" in r]
         if by_task:
             names = [r["scheduler"].split("[")[0] for r in by_task]
-            lines += ["", "| task | " + " | ".join(dict.fromkeys(names)) + " |",
-                      "|---|" + "---|" * len(dict.fromkeys(names))]
+            cols = list(dict.fromkeys(names))
+            lines += ["", "| task | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
             tasks = sorted({t for r in by_task for t in r["speedup_by_task"]})
             for t in tasks:
                 cells = {n: r["speedup_by_task"][t] for n, r in zip(names, by_task)
                          if t in r["speedup_by_task"]}
                 lines.append(f"| {t} | " + " | ".join(
-                    f"{cells[n]:.2f}x" if n in cells else "-" for n in dict.fromkeys(names)) + " |")
+                    f"{cells[n]:.2f}x" if n in cells else "-" for n in cols) + " |")
     return "\n".join(lines)
 
 
