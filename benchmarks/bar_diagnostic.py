@@ -14,7 +14,10 @@ and model:
   the finals;
 * ``mc_bar``: the k-th best of draws from every config's predictive distribution (median and
   10-90% over 400 draws): the bar a distribution-based rule would use;
-* the late bloomers' P(final beats the bar) under both.
+* ``conf_bars``: the bar the stopper builds with ``bar_confidence`` c (the k-th best of every
+  config's forecast quantile that it reaches with probability c; c = 0.5 is ``bar``), for each c
+  of ``--confidences``;
+* the late bloomers' P(final beats the bar) under each.
 
 Writes the same as JSON with ``--json``.
 """
@@ -48,9 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-configs", type=int, default=200)
     ap.add_argument("--schedule-weights", default=None)
     ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--confidences", default="0.6,0.7,0.8",
+                    help="bar_confidence values whose bars are printed too")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     cutoffs = [float(c) for c in a.cutoffs.split(",")]
+    confs = [float(c) for c in a.confidences.split(",") if c.strip()]
+    if not all(0.5 <= c < 1.0 for c in confs):
+        raise SystemExit(f"--confidences must be in [0.5, 1), got {a.confidences!r}")
     if not all(0.0 < c < 1.0 for c in cutoffs) or not 0.0 < a.top_fraction < 1.0:
         raise SystemExit(f"--cutoffs and --top-fraction must be in (0, 1), got {a.cutoffs!r}, "
                          f"{a.top_fraction!r}")
@@ -89,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
                 med = Q[:, len(QS) // 2]
                 err = sign * med - fin[rows]
                 bar = float(np.sort(med)[kk - 1])
+                # lower is better here: reached with probability c = the c-quantile
+                conf_bars = {c: float(np.sort(Q[:, int(np.argmin(np.abs(QS - c)))])[kk - 1])
+                             for c in confs}
                 u = rng.integers(0, len(QS), (a.draws, len(rows)))
                 bars = np.sort(Q[np.arange(len(rows))[None, :], u], axis=1)[:, kk - 1]
 
@@ -108,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                     "late_bloomer_p_beat_bar": [p_beat(bar, j) for j in lbj],
                     "late_bloomer_p_beat_mc_bar": [float(np.mean([p_beat(b, j) for b in bars]))
                                                    for j in lbj],
+                    "conf_bars": {str(c): float(sign * b) for c, b in conf_bars.items()},
+                    "late_bloomer_p_beat_conf_bars": {str(c): [p_beat(b, j) for j in lbj]
+                                                      for c, b in conf_bars.items()},
                 }
                 out.append(rec)
                 print(f"  cutoff {cut:.0%} {label:<12} bias const {fmt(rec['bias_constant'])} "
@@ -116,6 +130,10 @@ def main(argv: list[str] | None = None) -> None:
                       f"{rec['mc_bar_10_90'][1]:.4f}] | late bloomers' P(beat bar) "
                       f"{[round(p, 3) for p in rec['late_bloomer_p_beat_bar']]} vs mc "
                       f"{[round(p, 3) for p in rec['late_bloomer_p_beat_mc_bar']]}", flush=True)
+                for c in map(str, confs):
+                    print(f"      bar_confidence {c}: bar {rec['conf_bars'][c]:.4f} | late "
+                          f"bloomers' P(beat) "
+                          f"{[round(p, 3) for p in rec['late_bloomer_p_beat_conf_bars'][c]]}")
     if a.json:
         Path(a.json).write_text(json.dumps({"command": "python benchmarks/bar_diagnostic.py "
                                             + " ".join(sys.argv[1:] if argv is None else argv),

@@ -90,6 +90,11 @@ class CurvePruning(_Pruning):
     top_fraction: float = Field(
         0.1, gt=0, lt=1, description="with incumbent: top_fraction, the share of the sweep to keep"
     )
+    bar_confidence: float = Field(
+        0.5, gt=0, lt=1, description="with incumbent: top_fraction, each other trial enters the "
+        "bar with the final value its forecast reaches with this probability (0.5: its median; "
+        "higher: a less optimistic bar that keeps more late bloomers)"
+    )
     before_completion: Literal["same_step", "none"] = Field(
         "same_step",
         description="before any trial completes, compare with the best value at the same epoch",

@@ -119,6 +119,14 @@ class PolicyConfig:
             those that may beat the best: for sweeps that want a good top-k, or that must not
             lose late bloomers).
         top_fraction: see ``incumbent="top_fraction"``; in (0, 1).
+        bar_confidence: with ``incumbent="top_fraction"``, each live (and each stopped) trial
+            enters the bar with the final value its forecast gives it with this probability:
+            0.5, its median; 0.7, a value it beats with probability 0.7 (the 30% quantile on
+            the better-is-higher scale, the nearest point of the quantile grid). The k-th best
+            of medians leans optimistic before trials complete, as the trials that look best
+            are partly those whose forecasts erred upwards (the winner's curse), so a
+            confidence above 0.5 lets the bar sit nearer the true top-fraction line, which
+            keeps late bloomers (issue 8; BENCHMARKS.md). In (0, 1).
         before_completion: with ``incumbent="completed"`` and no trial completed yet, compare
             with the best value other trials reported at the same step (``same_step``), or do
             not stop (``none``).
@@ -151,6 +159,7 @@ class PolicyConfig:
     compute_exponent: float = 0.0
     incumbent: Literal["completed", "best_seen", "top_fraction"] = "completed"
     top_fraction: float = 0.1
+    bar_confidence: float = 0.5
     before_completion: Literal["same_step", "none"] = "same_step"
     max_forecast_age: int = 1
     rank_gate: Literal["none", "median", "median_or"] = "none"
@@ -178,6 +187,9 @@ class PolicyConfig:
         tf = self.top_fraction
         if not (isinstance(tf, (int, float)) and 0.0 < tf < 1.0):
             raise ValueError(f"top_fraction must be in (0, 1), got {tf!r}")
+        bc = self.bar_confidence
+        if not (isinstance(bc, (int, float)) and not isinstance(bc, bool) and 0.0 < bc < 1.0):
+            raise ValueError(f"bar_confidence must be in (0, 1), got {bc!r}")
         if self.rank_gate not in ("none", "median", "median_or"):
             raise ValueError(f"rank_gate must be 'none', 'median' or 'median_or', got "
                              f"{self.rank_gate!r}")

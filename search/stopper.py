@@ -42,8 +42,6 @@ from search.policy import (
     sign_of,
 )
 
-_I50 = int(np.argmin(np.abs(QUANTILE_GRID - 0.5)))
-
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
 
@@ -95,6 +93,8 @@ class CurveStopper:
         self.horizon = float(horizon)
         self.model = model
         self.config = config or PolicyConfig()
+        # the quantile-grid column a trial enters the top-fraction bar with (0.5: the median)
+        self._ibar = int(np.argmin(np.abs(QUANTILE_GRID - (1.0 - self.config.bar_confidence))))
         self.on_verdict = on_verdict
         self.store = CurveStore()
         k = len(QUANTILE_GRID)
@@ -297,7 +297,7 @@ class CurveStopper:
                 and len(self._step_vals.get(st, ())) - 1 < self.config.min_samples):
             vd = dataclasses.replace(vd, wait=True)
         if vd.stop:
-            est = self._grid[r, _I50] if vd.reason != Reason.DIVERGED.value else -math.inf
+            est = self._grid[r, self._ibar] if vd.reason != Reason.DIVERGED.value else -math.inf
             bisect.insort(self._pop, float(est) if math.isfinite(est) else -math.inf)
             self._alive[r] = False
             self._dirty.discard(r)
@@ -327,8 +327,9 @@ class CurveStopper:
     def _top_fraction_bar(self, r: int) -> float:
         """The final value a trial must beat to finish in the best ``top_fraction`` of the sweep:
         the k-th best of every estimate of a final value but ``r``'s own: completed trials'
-        finals, stopped trials' forecast medians at the stop, and the latest forecast median of
-        every other live trial, or its best value so far if it has none (a trial that leads is
+        finals, stopped trials' forecasts at the stop, and the latest forecast of every other
+        live trial (the median, or with ``bar_confidence`` c the value it reaches with
+        probability c), or its best value so far if it has none (a trial that leads is
         not forecast); k = ceil(top_fraction x their number). NaN while there are fewer than
         ``1 / top_fraction`` estimates (too few to place a top fraction). Cost O(live trials +
         k): the k best of the live estimates (a partition) merged with the k best of the sorted
@@ -336,7 +337,7 @@ class CurveStopper:
         live = self._alive.copy()
         if r < live.size:
             live[r] = False
-        med = self._grid[live, _I50]
+        med = self._grid[live, self._ibar]
         med = np.where(np.isfinite(med), med, self._best[live])
         med = med[np.isfinite(med)]
         n = len(self._pop) + med.size

@@ -60,6 +60,9 @@ def _split(ctx, param, value: str) -> list[str]:
               default=None, help="Curve scheduler: the value a trial must beat.")
 @click.option("--top-fraction", type=float, default=None,
               help="Curve scheduler, --incumbent top_fraction: the share of the sweep to keep.")
+@click.option("--bar-confidence", type=float, default=None,
+              help="Curve scheduler, --incumbent top_fraction: the probability with which the "
+                   "other trials' forecasts must reach the values the bar is built from.")
 @click.option("--pause-ahead/--no-pause-ahead", default=None,
               help="Curve scheduler: pause a trial ahead of its peers while others wait.")
 @click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
@@ -68,7 +71,8 @@ def _split(ctx, param, value: str) -> list[str]:
               help="Write results as JSON here.")
 def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, workers, seeds,
             max_configs, model, threshold, grace_epochs, decision_interval, compute_exponent,
-            rank_gate, veto_threshold, incumbent, top_fraction, pause_ahead, clock, json_out) -> None:
+            rank_gate, veto_threshold, incumbent, top_fraction, bar_confidence, pause_ahead, clock,
+            json_out) -> None:
     """Replay recorded learning curves through pruning schedulers and compare them."""
     from search.policy import PolicyConfig
     from search.replay.run import format_table, run_all, summarize
@@ -95,7 +99,8 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
     given = {"threshold": threshold, "grace_epochs": grace_epochs,
              "decision_interval": decision_interval, "compute_exponent": compute_exponent,
              "rank_gate": rank_gate, "veto_threshold": veto_threshold, "incumbent": incumbent,
-             "top_fraction": top_fraction, "pause_ahead": pause_ahead}
+             "top_fraction": top_fraction, "bar_confidence": bar_confidence,
+             "pause_ahead": pause_ahead}
     try:
         cfg = PolicyConfig(**{k: v for k, v in given.items() if v is not None})
     except ValueError as e:

@@ -42,7 +42,7 @@ class CurvePruner(BasePruner):
         max_t: the horizon: the step of the final value (epochs).
         model: a ``CurveModel`` or a name for ``search.forecast.get_model``.
         threshold, grace_epochs, decision_interval, compute_exponent, incumbent,
-            before_completion, rank_gate, min_samples, veto_threshold, top_fraction: the policy's
+            before_completion, rank_gate, min_samples, veto_threshold, top_fraction, bar_confidence: the policy's
             knobs (:class:`~search.policy.PolicyConfig`).
         config: a ready ``PolicyConfig`` instead of the knobs.
         on_verdict: optional sink for every verdict.
@@ -52,7 +52,8 @@ class CurvePruner(BasePruner):
                  grace_epochs: int = 3, decision_interval: int = 1, compute_exponent: float = 0.0,
                  incumbent: str = "completed", before_completion: str = "same_step",
                  rank_gate: str = "none", min_samples: int = 3, veto_threshold: float = 0.5,
-                 top_fraction: float = 0.1, config: PolicyConfig | None = None,
+                 top_fraction: float = 0.1, bar_confidence: float = 0.5,
+                 config: PolicyConfig | None = None,
                  on_verdict=None):
         if isinstance(max_t, bool) or not isinstance(max_t, (int, float)) or not math.isfinite(
                 max_t) or max_t <= 0:
@@ -64,6 +65,7 @@ class CurvePruner(BasePruner):
             before_completion=before_completion,  # type: ignore[arg-type]
             max_forecast_age=0, rank_gate=rank_gate, min_samples=min_samples,  # type: ignore[arg-type]
             veto_threshold=veto_threshold, top_fraction=top_fraction,
+            bar_confidence=bar_confidence,
         )
         self._model_spec = model
         self._model: CurveModel | None = None

@@ -69,7 +69,7 @@ class CurveScheduler(FIFOScheduler):
             whose schedule cannot be resolved is forecast without one (logged). None: no schedules.
         threshold, grace_epochs, decision_interval, compute_exponent, incumbent,
             before_completion, max_forecast_age, rank_gate, min_samples, batch_wait,
-            veto_threshold, top_fraction, pause_ahead: the policy's knobs (see
+            veto_threshold, top_fraction, bar_confidence, pause_ahead: the policy's knobs (see
             :class:`~search.policy.PolicyConfig`); or pass ``config``.
         config: a ready ``PolicyConfig`` (then the knobs above must be left at their defaults).
         on_verdict: optional callable receiving every :class:`~search.policy.Verdict`.
@@ -98,6 +98,7 @@ class CurveScheduler(FIFOScheduler):
         min_samples: int = 3,
         veto_threshold: float = 0.5,
         top_fraction: float = 0.1,
+        bar_confidence: float = 0.5,
         batch_wait: int = 0,
         pause_ahead: bool = False,
         config: PolicyConfig | None = None,
@@ -124,7 +125,7 @@ class CurveScheduler(FIFOScheduler):
                 max_forecast_age=max_forecast_age, rank_gate=rank_gate,  # type: ignore[arg-type]
                 min_samples=min_samples, batch_wait=batch_wait,
                 veto_threshold=veto_threshold, top_fraction=top_fraction,
-                pause_ahead=pause_ahead,
+                bar_confidence=bar_confidence, pause_ahead=pause_ahead,
             )
         elif not isinstance(config, PolicyConfig):
             raise ValueError(f"config must be a PolicyConfig, got {config!r}")

@@ -205,6 +205,8 @@ def test_grid_cdf_interpolates_and_handles_point_masses():
     ({"compute_exponent": -1.0}, "compute_exponent"),
     ({"incumbent": "median"}, "incumbent must be"),
     ({"pause_ahead": "yes"}, "pause_ahead must be true or false, got 'yes'"),
+    ({"bar_confidence": 1.0}, "bar_confidence must be in \\(0, 1\\), got 1.0"),
+    ({"bar_confidence": True}, "bar_confidence must be in \\(0, 1\\), got True"),
 ])
 def test_config_errors_name_the_value(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -379,6 +381,32 @@ def test_top_fraction_bar_counts_live_forecasts_before_any_completion():
     for i in range(3):  # 3 estimates < 1 / 0.2: the same-step rule (best other value) decides
         few.observe(f"o{i}", 1, 0.3 + 0.1 * i)
     assert few._incumbent_for(few.store.row("o0"), 1.0) == pytest.approx(0.5)
+
+
+def test_bar_confidence_builds_the_bar_from_less_optimistic_forecasts():
+    """bar_confidence 0.7: the other trials enter the bar with the value they reach with
+    probability 0.7 (their 30% quantile), not their median, so a trial the median bar stops is
+    kept; a stopped trial then counts with its own 30% quantile too."""
+    z30 = 0.05 * norm.ppf(0.3)  # GaussModel: N(value, 0.05^2); its 30% quantile is value + z30
+    verdicts = {}
+    for bc in (0.5, 0.7):
+        s = stopper(incumbent="top_fraction", top_fraction=0.2, grace_epochs=1, threshold=0.05,
+                    bar_confidence=bc)
+        for i in range(7):  # live trials at 0.1 .. 0.7, two at 0.8, one at 1.0
+            s.observe(f"o{i}", 1, round(0.1 * (i + 1), 1))
+        for tid, val in (("h1", 0.8), ("h2", 0.8), ("top", 1.0)):
+            s.observe(tid, 1, val)
+        s._forecast_batch()  # "top" beats its bar (0.8): no forecast, it enters with 1.0
+        shift = 0.0 if bc == 0.5 else z30
+        # u sees ten others, k = 2: 1.0, then h1's (or h2's) estimate 0.8 (+ shift)
+        v = s.observe("u", 1, 0.7)  # P(N(0.7, 0.05^2) > 0.8) = 0.023; > 0.774: 0.070
+        verdicts[bc] = v
+        assert v.incumbent == pytest.approx(0.8 + shift, abs=1e-3)  # 400 samples
+        w = s.observe("w", 1, 0.2)  # stopped either way; enters the bar at 0.2 + shift
+        assert w.stop and s._pop[0] == pytest.approx(0.2 + shift, abs=1e-3)
+    assert verdicts[0.5].stop and verdicts[0.5].reason == "p_beat_low"
+    assert not verdicts[0.7].stop
+    assert verdicts[0.7].p_beat == pytest.approx(1 - norm.cdf((0.8 + z30 - 0.7) / 0.05), abs=0.01)
 
 
 def test_median_or_before_any_completion_is_the_median_rule_alone():

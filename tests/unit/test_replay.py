@@ -185,14 +185,17 @@ def test_cli_passes_policy_options_and_rejects_bad_ones(tmp_path):
     args = ["--curves", str(tmp_path), "--schedulers", "curve", "--model", "last-value",
             "--workers", "2", "--seeds", "1", "--json", str(out)]
     res = CliRunner().invoke(command, [*args, "--rank-gate", "median_or", "--veto-threshold",
-                                       "0.3", "--incumbent", "top_fraction"])
+                                       "0.3", "--incumbent", "top_fraction",
+                                       "--bar-confidence", "0.7"])
     assert res.exit_code == 0, res.output
     pol = json.loads(out.read_text())["settings"]["policy"]
-    assert (pol["rank_gate"], pol["veto_threshold"], pol["incumbent"]) == (
-        "median_or", 0.3, "top_fraction")
+    assert (pol["rank_gate"], pol["veto_threshold"], pol["incumbent"], pol["bar_confidence"]) == (
+        "median_or", 0.3, "top_fraction", 0.7)
     bad = CliRunner().invoke(command, [*args, "--rank-gate", "median_or", "--threshold", "0.5",
                                        "--veto-threshold", "0.2"])
     assert bad.exit_code == 2 and "veto_threshold" in bad.output
+    bad = CliRunner().invoke(command, [*args, "--bar-confidence", "1.2"])
+    assert bad.exit_code == 2 and "bar_confidence must be in (0, 1), got 1.2" in bad.output
 
 
 def test_cli_rejects_unknown_scheduler(tmp_path):

@@ -63,8 +63,10 @@ def test_sweep_config_wires_the_schedule_into_the_curve_scheduler():
         "mode": "min", "max_epochs": 12,
         "search": {"algorithm": "random", "space": {"lr": {"type": "loguniform", "low": 1e-3,
                                                            "high": 1e-1}}},
-        "pruning": {"scheduler": "curve", "model": "pfn-schedule"},
+        "pruning": {"scheduler": "curve", "model": "pfn-schedule", "incumbent": "top_fraction",
+                    "bar_confidence": 0.7},
         "schedule": {"name": "onecycle"},
     })
     sch = build_scheduler(cfg)
     assert sch._schedule == cfg.schedule.model_dump()
+    assert (sch._config.incumbent, sch._config.bar_confidence) == ("top_fraction", 0.7)
