@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from search.forecast.prior import (
+    ExtendedPrior,
     PriorBatch,
     available_priors,
     get_prior,
@@ -15,7 +16,7 @@ from search.forecast.prior import (
 )
 
 
-@pytest.mark.parametrize("name", ["lcpfn", "extended", "sweepcast"])
+@pytest.mark.parametrize("name", ["lcpfn", "extended", "sweepcast", "sweepcast-v3", "sweepcast-v4"])
 def test_shapes_cutoffs_and_determinism(name):
     p = get_prior(name)
     a = p.sample(64, np.random.default_rng(7))
@@ -95,3 +96,26 @@ def test_v2_adds_nearly_noiseless_curves_and_leaves_extended_unchanged():
     # the v1 sampler is untouched by the option (same draws for the same generator state)
     np.testing.assert_array_equal(a.y, get_prior("extended").sample(2000, np.random.default_rng(5)).y)
     assert get_prior("sweepcast-v2").name == "sweepcast-v2"
+
+
+def test_v4_late_gains_follow_progress_and_declines_are_mostly_small():
+    """``"extended-v4"``'s options take the same draws as the earlier sampler, so curves pair up
+    one to one: scaling a late gain by progress only lowers a curve, a smaller decline only
+    raises it, and a run stuck at its start gets no late gain at all."""
+    n, m = 4000, 100
+    base, _ = sample_extended_noiseless(n, np.random.default_rng(3), m)
+    prog, _ = sample_extended_noiseless(n, np.random.default_rng(3), m, gain_by_progress=True)
+    mild, _ = sample_extended_noiseless(n, np.random.default_rng(3), m, drop_power=2.0)
+    assert np.all(prog <= base + 1e-12) and np.any(prog < base - 1e-3)
+    assert np.all(mild >= base - 1e-12) and np.any(mild > base + 1e-3)
+    # runs that have barely moved by the middle of training: v3 late gains lift some of them
+    # well above their start, v4 far fewer (the progress factor is ~0 for them)
+    stuck = (base[:, m // 2] - base[:, 0] < 0.01)
+    lift_base = np.mean(base[stuck, -1] - base[stuck, m // 2] > 0.05)
+    lift_prog = np.mean(prog[stuck, -1] - prog[stuck, m // 2] > 0.05)
+    assert stuck.sum() > 100 and lift_prog < 0.5 * lift_base
+    with pytest.raises(ValueError, match="drop_power must be a finite number > 0, got 0"):
+        ExtendedPrior(drop_power=0)
+    p = get_prior("sweepcast-v4")
+    assert p.name == "sweepcast-v4" and p.components[1].name == "extended-v4"
+    assert (p.components[1].gain_by_progress, p.components[1].drop_power) == (True, 2.0)
