@@ -79,3 +79,7 @@ def test_bad_arguments_are_named():
         CurvePruner(max_t=0)
     with pytest.raises(ValueError, match="threshold must be in"):
         CurvePruner(max_t=5, threshold=2.0)
+    with pytest.raises(ValueError, match="bar_confidence must be in \\(0, 1\\), got 0.0"):
+        CurvePruner(max_t=5, incumbent="top_fraction", bar_confidence=0.0)
+    p = CurvePruner(max_t=5, incumbent="top_fraction", bar_confidence=0.7)
+    assert (p._config.incumbent, p._config.bar_confidence) == ("top_fraction", 0.7)
