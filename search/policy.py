@@ -112,7 +112,8 @@ class PolicyConfig:
             far, k = ceil(top_fraction x their number), where completed trials count with their
             final value, trials the rule stopped with their forecast median at the stop (so the
             survivors alone do not set the bar) and live trials with their latest forecast
-            median, or their best value so far before their first forecast (so the bar exists
+            median (both: the ``bar_confidence`` quantile instead of the median when it is set),
+            or their best value so far before their first forecast (so the bar exists
             before the first completion); with fewer than
             ``1 / top_fraction`` estimates, the ``completed`` / ``before_completion`` rule. The
             rule then keeps every trial with a real chance to finish near the top, not only
