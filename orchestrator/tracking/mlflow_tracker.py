@@ -470,7 +470,12 @@ class MlflowTracker(Tracker):
     def _save_state(self) -> None:
         if self.state_path is None:
             return
-        with self._state_lock:
+        # Lock order: the tracker's lock, then the state file's. The caller thread saves while
+        # holding the tracker's lock (end_trial) and the sender thread saves after creating a
+        # run (holding neither); state() takes the tracker's lock, so taking the file's lock
+        # first in the sender would deadlock against the caller (seen in CI: a sweep hung in
+        # end_trial). Holding both also keeps an older snapshot from overwriting a newer one.
+        with self._lock, self._state_lock:
             data = json.dumps(self.state(), indent=1, sort_keys=True)
             tmp = self.state_path.with_suffix(".tmp")
             self.state_path.parent.mkdir(parents=True, exist_ok=True)

@@ -320,3 +320,23 @@ def test_spill_file_keeps_taken_ops_until_acknowledged(tmp_path) -> None:
     assert replay.pending == 2
     q.ack()
     assert path.stat().st_size == 0
+
+
+def test_state_saves_from_the_sender_and_the_caller_cannot_deadlock(tmp_path) -> None:
+    """The caller saves the state while holding the tracker's lock (``end_trial``); the sender
+    thread saves after creating a run. The sender must wait for the tracker's lock *before* it
+    takes the state file's lock, or each thread holds the lock the other needs (a sweep hung
+    that way in CI)."""
+    t = make(FakeClient(), tmp_path, state_path=tmp_path / "state.json")
+    try:
+        with t._lock:  # the caller, inside end_trial
+            sender = threading.Thread(target=t._save_state, daemon=True)
+            sender.start()
+            sender.join(0.3)  # it blocks on the tracker's lock, holding nothing
+            assert sender.is_alive() and not t._state_lock.locked()
+            t._save_state()  # the caller's own save goes through
+        sender.join(5.0)
+        assert not sender.is_alive()
+        assert json.loads((tmp_path / "state.json").read_text())["kind"] == "mlflow"
+    finally:
+        t.close(timeout=5)
