@@ -337,14 +337,14 @@ class CurveStopper:
         live = self._alive.copy()
         if r < live.size:
             live[r] = False
-        med = self._grid[live, self._ibar]
-        med = np.where(np.isfinite(med), med, self._best[live])
-        med = med[np.isfinite(med)]
-        n = len(self._pop) + med.size
+        est = self._grid[live, self._ibar]
+        est = np.where(np.isfinite(est), est, self._best[live])
+        est = est[np.isfinite(est)]
+        n = len(self._pop) + est.size
         if n < math.ceil(1.0 / self.config.top_fraction):
             return math.nan
         k = max(1, math.ceil(self.config.top_fraction * n))
-        top_live = med if med.size <= k else np.partition(med, med.size - k)[med.size - k:]
+        top_live = est if est.size <= k else np.partition(est, est.size - k)[est.size - k:]
         cand = np.concatenate([top_live, np.asarray(self._pop[-k:], dtype=np.float64)])
         return float(np.partition(cand, cand.size - k)[cand.size - k])
 

@@ -42,8 +42,8 @@ class CurvePruner(BasePruner):
         max_t: the horizon: the step of the final value (epochs).
         model: a ``CurveModel`` or a name for ``search.forecast.get_model``.
         threshold, grace_epochs, decision_interval, compute_exponent, incumbent,
-            before_completion, rank_gate, min_samples, veto_threshold, top_fraction, bar_confidence: the policy's
-            knobs (:class:`~search.policy.PolicyConfig`).
+            before_completion, rank_gate, min_samples, veto_threshold, top_fraction,
+            bar_confidence: the policy's knobs (:class:`~search.policy.PolicyConfig`).
         config: a ready ``PolicyConfig`` instead of the knobs.
         on_verdict: optional sink for every verdict.
     """

@@ -263,6 +263,7 @@ def sample_extended_noiseless(n: int, rng: np.random.Generator, m: int = HORIZON
     # overfitting: after a peak the value declines slowly
     over = (rng.random(n) < 0.15) & ~flat
     tp = rng.uniform(0.05 * m, 0.8 * m, n)
+    # the earlier priors' own draw when drop_power is 1, so their batches stay bit-identical
     drop = 0.25 * rng.uniform(0.0, 1.0, n) ** drop_power if drop_power != 1.0 else rng.uniform(0.0, 0.25, n)
     rate2 = np.exp(rng.uniform(np.log(0.1 * m), np.log(2.0 * m), n))
     dt2 = np.clip(t[None, :] - tp[:, None], 0.0, None)
