@@ -16,7 +16,10 @@ prefix; the same map for every model):
 * ``mae``: absolute error of the predictive median.
 * ``coverage90``: whether the central 90% interval holds the true value.
 
-Epoch 0 (before training) is dropped; steps are epochs; the target is the last epoch.
+Epoch 0 (before training) is dropped; steps are epochs; the target is the last epoch. A cell's
+curves are forecast as one batch (chunks of 256), as a scheduler forecasts a sweep's running
+trials, so the PFN's batch calibration (``search/forecast/pfn_model.py``) sees that cell's
+prefixes and nothing else; ``pfn-uncalibrated`` is the same network forecasting each curve on its own.
 Latency: forecasts per curve at batch 1 and batch 256 (wall clock, 1 torch thread; the process
 CPU time as ``cpu_batch1`` / ``cpu_batch256``, which is what a shared machine's load does not
 inflate, and the 1-minute load average while timing); a model
@@ -49,6 +52,7 @@ from search.forecast import Curve, get_model
 from search.forecast.normalise import fit_value_map
 
 CUTOFFS = (0.1, 0.2, 0.4, 0.8)
+UNCALIBRATED = "pfn-uncalibrated"  # --models label: the PFN with calibration="none"
 H = 0.005
 P_FLOOR = 1e-6
 
@@ -177,7 +181,9 @@ def main(argv=None) -> None:
     ap.add_argument("--max-configs", type=int, default=200)
     ap.add_argument("--json", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="pfn,parametric,last-value")
+    ap.add_argument("--models", default="pfn,parametric,last-value",
+                    help=f"comma-separated: pfn, {UNCALIBRATED} (the PFN without its batch "
+                         "calibration), pfn-schedule, parametric, last-value")
     ap.add_argument("--slow-batch", type=int, default=8,
                     help="batch the parametric model is timed at (its per-curve cost falls with the batch: "
                          "256 measures what the PFN's batch256 figure measures, at minutes per call)")
@@ -209,9 +215,11 @@ def main(argv=None) -> None:
         mcmc_seed = a.seed if a.parametric_seed is None else a.parametric_seed
         kw = ({"n_steps": a.parametric_steps, "n_walkers": a.parametric_walkers, "seed": mcmc_seed}
               if nm == "parametric" else {})
-        if nm == "pfn" and a.pfn_weights is not None:
-            kw = {"weights": a.pfn_weights}
-        models[nm] = get_model(nm, **kw)
+        if nm in ("pfn", UNCALIBRATED):
+            kw = {} if a.pfn_weights is None else {"weights": a.pfn_weights}
+            if nm == UNCALIBRATED:  # the same network, each curve on its own (no batch temperature)
+                kw["calibration"] = "none"
+        models[nm] = get_model("pfn" if nm == UNCALIBRATED else nm, **kw)
 
     if a.per_curve:
         per_curve(a, models)
@@ -328,7 +336,7 @@ def render_markdown(out: dict) -> str:
     by = defaultdict(dict)
     for c in out["cells"]:
         by[(c["benchmark"], c["task"], c["cutoff"])][c["model"]] = c
-    models = [m for m in ("pfn", "parametric", "last-value") if any(m in v for v in by.values())]
+    models = [m for m in ("pfn", UNCALIBRATED, "parametric", "last-value") if any(m in v for v in by.values())]
     head = "| benchmark | task | cutoff | n | " + " | ".join(f"{m} loglik / MAE / cov90" for m in models) + " |"
     lines = [head, "|" + "---|" * (4 + len(models))]
     for (b, t, cut), v in sorted(by.items()):
