@@ -48,7 +48,7 @@ def _model(name: str, weights: str | None = None):
     if weights:
         from search.forecast import get_model
 
-        return get_model(name, weights=weights)
+        return get_model(name, weights=weights, **({"calibration": "none"} if name == "pfn" else {}))  # as resolve_model
     return resolve_model(name)
 
 

@@ -336,10 +336,12 @@ def late_bloomer_table(data) -> list[dict]:
 
 
 def load_models(names: list[str], schedule_weights: str | None = None) -> dict:
+    """Models as a sweep's scheduler builds them (``resolve_model``: ``"pfn"`` per curve)."""
     from search.forecast import get_model
+    from search.stopper import resolve_model
 
     return {n: get_model(n, weights=schedule_weights) if n == "pfn-schedule" and schedule_weights
-            else get_model(n) for n in names}
+            else resolve_model(n) for n in names}
 
 
 def main(argv: list[str] | None = None) -> None:

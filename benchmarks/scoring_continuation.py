@@ -34,13 +34,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search.forecast import get_model
 from search.policy import PolicyConfig
 from search.replay.data import load_curves
 from search.replay.run import format_table, run_all, summarize
 from search.replay.sim import CONTINUE, STOP, CurveReplayScheduler
 from search.scoring import FailureHistory, continuation_reward, p_survive
-from search.stopper import CurveStopper
+from search.stopper import CurveStopper, resolve_model
 
 NO_STOP_REASONS = {"beats_incumbent", "grace", "no_incumbent"}
 
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     tasks = load_curves(a.curves, set(a.tasks.split(",")) if a.tasks else None)
-    model = get_model(a.model)
+    model = resolve_model(a.model)  # as a sweep builds it ("pfn": per curve)
     base = PolicyConfig()
     off = PolicyConfig(threshold=1e-9)
     specs: list = ["curve"]

@@ -464,7 +464,15 @@ class CurveStopper:
 
 
 def resolve_model(spec: str | CurveModel) -> CurveModel:
-    """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``."""
+    """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``.
+
+    ``"pfn"`` comes without its batch calibration (``calibration="none"``): a scheduler's batch is
+    the handful of trials that reported since its last decision, so a temperature back-tested on
+    it would move with that batch's make-up, and one trial's stop with the others that happened
+    to report beside it; and the stopping policy's defaults were chosen on per-curve forecasts
+    (with the calibration the issue-4 replay's default policy kills the best config in 23% of runs
+    instead of 18%, BENCHMARKS.md). Pass a ``PFNModel`` instance to choose otherwise.
+    """
     if isinstance(spec, CurveModel):
         return spec
     if not isinstance(spec, str):
@@ -474,7 +482,7 @@ def resolve_model(spec: str | CurveModel) -> CurveModel:
     except ImportError:
         get_model = None
     if get_model is not None:
-        return get_model(spec)
+        return get_model(spec, calibration="none") if spec == "pfn" else get_model(spec)
     if spec == "last-value":
         from search.forecast.base import LastValueModel
 

@@ -41,7 +41,7 @@ CAL_GRID = np.exp(np.linspace(np.log(0.5), np.log(2.0), 17))  # temperatures tri
 CAL_PSEUDO_CURVES = 16.0  # shrinkage of log T towards 0: weight n / (n + 16) for n back-tests
 CAL_MIN_CURVES = 4  # fewer back-testable curves: T = 1 (a shrunk estimate would move < 20%)
 CAL_MIN_POINTS = 3  # a curve back-tests with at least this many points (half of them context)
-CAL_MAX_CURVES = 64  # back-tests per batch at most (evenly spaced over the batch)
+CAL_MAX_CURVES = 32  # back-tests per batch at most (evenly spaced over the batch)
 CAL_BIN = 0.005  # back-test score: log mass of a bin this wide (model units) around the truth
 CAL_P_FLOOR = 1e-6
 _HALF_NORMAL_Q50 = 0.6744897501960817  # a bar distribution's tail scale is its bucket width / this

@@ -51,8 +51,9 @@ def test_smooth_sweeps_are_sharpened_and_rough_ones_widened(models):
     cal, raw = models
     smooth, rough = _saturating(32, 3, 1e-4), _random_walks(32, 4)
     fs, fr = cal.forecast(smooth, 100.0), cal.forecast(rough, 100.0)
-    assert fs.temperature < 0.95 < 1.25 < fr.temperature
-    width = lambda fc: np.diff(fc.quantiles([0.05, 0.95]), axis=1)[:, 0]  # noqa: E731
+    assert fs.temperature < 0.95
+    assert fr.temperature > 1.25
+    width = lambda fc: np.diff(fc.quantiles([0.05, 0.95]), axis=1)[:, 0]
     assert np.median(width(fs) / width(raw.forecast(smooth, 100.0))) < 1.0
     assert np.median(width(fr) / width(raw.forecast(rough, 100.0))) > 1.0
 
@@ -61,8 +62,9 @@ def test_smooth_sweeps_are_sharpened_and_rough_ones_widened(models):
 def test_curves_from_the_prior_keep_a_temperature_near_one(models):
     """The network is calibrated on its own prior, so back-tests there should not move T far.
 
-    Measured on 12 batches of 64 prior curves: T in 0.81..1.07 (grid steps of 2^(1/8), shrunk by
-    64/80); the bounds below leave one grid step either side.
+    Measured on 12 batches of 64 prior curves (32 back-tested, so log T is shrunk by 32/48): T in
+    0.84..1.12, geometric mean 0.99; the bounds below leave about one grid step (2^(1/8)) either
+    side. A sharpening or widening bias of two steps (19%) on every batch fails the first assert.
     """
     cal, _ = models
     prior = get_prior(cal.net.config.prior)
@@ -72,7 +74,7 @@ def test_curves_from_the_prior_keep_a_temperature_near_one(models):
         curves = [Curve.of(b.x[i, :c], b.y[i, :c]) for i, c in enumerate(b.cutoff)]
         ts.append(cal.forecast(curves, float(b.y.shape[1]), mode="max").temperature)
     assert 0.85 <= float(np.exp(np.mean(np.log(ts)))) <= 1.15, ts
-    assert all(0.72 <= t <= 1.2 for t in ts), ts
+    assert all(0.75 <= t <= 1.25 for t in ts), ts
 
 
 def test_temper_is_a_density_power_and_keeps_probabilities():
@@ -97,3 +99,17 @@ def test_bucket_cdf_matches_the_forecast_cdf(models):
 def test_unknown_calibration_is_named():
     with pytest.raises(ValueError, match="calibration must be one of .*'always'"):
         get_model("pfn", calibration="always")
+
+
+def test_the_scheduler_gets_the_per_curve_forecaster(models):
+    """A stopper's batches are the few trials that just reported; its "pfn" is uncalibrated, so a
+    trial's forecast (and its stop) never depends on which others reported beside it."""
+    from search.stopper import resolve_model
+
+    m = resolve_model("pfn")
+    assert m.calibration == "none"
+    curves = _saturating(8, 6, 1e-4)
+    np.testing.assert_array_equal(m.forecast(curves, 100.0).quantiles([0.05, 0.95]),
+                                  models[1].forecast(curves, 100.0).quantiles([0.05, 0.95]))
+    assert models[0].forecast(curves, 100.0).temperature != 1.0  # the batch would have moved it
+    assert resolve_model(models[0]) is models[0]  # an instance is used as given
