@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import forecast as fb  # noqa: E402  (benchmarks/forecast.py: the cells and their scoring)
+import forecast as fb  # benchmarks/forecast.py: the cells and their scoring
 
-from search.forecast import pfn_model as pm  # noqa: E402
+from search.forecast import pfn_model as pm
 
 DEFAULT_VARIANTS = [
     {"temperature": 1.0}, {"temperature": 0.92}, {"temperature": 0.84},
@@ -71,7 +71,7 @@ def run_variant(v: dict, data: list[dict]) -> list[dict]:
         if "temperature" in v:
             model = _Tempered(v["temperature"])
         else:
-            k = int(round(8 * np.log2(v["hi"] / v["lo"]))) + 1  # steps of 2^(1/8), as shipped
+            k = round(8 * np.log2(v["hi"] / v["lo"])) + 1  # steps of 2^(1/8), as shipped
             pm.CAL_GRID = np.exp(np.linspace(np.log(v["lo"]), np.log(v["hi"]), k))
             pm.CAL_PSEUDO_CURVES, pm.CAL_MAX_CURVES = float(v["pseudo"]), int(v["cap"])
             model = pm.PFNModel()
