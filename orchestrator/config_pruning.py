@@ -11,7 +11,7 @@ fifo        none (every trial runs to ``max_epochs``)
 asha        grace_period, reduction_factor, brackets (Ray ``AsyncHyperBandScheduler``)
 median      grace_period, min_samples_required (Ray ``MedianStoppingRule``)
 hyperband   reduction_factor, stop_last_trials (Ray ``HyperBandScheduler``)
-curve       threshold, grace_epochs, decision_interval, model (sweepcast's forecast pruner)
+curve       model and every knob of ``search.policy.PolicyConfig`` (sweepcast's forecast pruner)
 ==========  ==========================================================================
 
 ``CurvePruning`` is owned by the curve-scheduler work (issue 4) and may grow options.

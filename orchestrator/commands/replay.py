@@ -5,6 +5,12 @@ Examples::
     sweepcast replay --curves ../shared/data/curves --schedulers curve,asha,median,hyperband,fifo \\
         --workers 8 --seeds 3 --max-configs 200 --json replay.json
     sweepcast replay --from-mlflow my-sweep --metric val_loss --mode min --schedulers curve,asha
+    sweepcast replay --config sweep.yaml --from-mlflow my-sweep --threshold 0.02
+
+The curve scheduler replays the policy a sweep config's ``pruning: {scheduler: curve}`` block
+gets by default (``orchestrator.config_pruning.CurvePruning``), or that block of ``--config``;
+each policy option given on the command line overrides it. ``--config`` also supplies the metric
+and its direction for ``--from-mlflow``.
 
 Prints a per-task table and a summary; ``--json`` writes ``{"results": [...], "summary":
 [...], "settings": {...}}`` (fields in ``search.replay.sim``). Ray / Optuna / torch are
@@ -46,8 +52,12 @@ def _split(ctx, param, value: str) -> list[str]:
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--max-configs", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--model", default="pfn", show_default=True,
-              help="Forecaster for the curve scheduler (pfn, parametric, last-value).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A sweep config: its curve pruning block is the policy replayed "
+                                 "(options below override it), its metric and mode are the defaults.")
+@click.option("--model", default=None,
+              help="Forecaster for the curve scheduler (pfn, parametric, last-value, pfn-schedule); "
+                   "default: the config's, else pfn.")
 @click.option("--threshold", type=float, default=None, help="Curve scheduler threshold.")
 @click.option("--grace-epochs", type=int, default=None)
 @click.option("--decision-interval", type=int, default=None)
@@ -65,20 +75,61 @@ def _split(ctx, param, value: str) -> list[str]:
                    "other trials' forecasts must reach the values the bar is built from.")
 @click.option("--pause-ahead/--no-pause-ahead", default=None,
               help="Curve scheduler: pause a trial ahead of its peers while others wait.")
+@click.option("--before-completion", type=click.Choice(["same_step", "none"]), default=None,
+              help="Curve scheduler: before any trial completes, compare with the best value at "
+                   "the same epoch, or stop nothing.")
+@click.option("--max-forecast-age", type=int, default=None,
+              help="Curve scheduler: reuse a trial's forecast made at most this many epochs ago.")
+@click.option("--min-samples", type=int, default=None,
+              help="Curve scheduler: trials needed at an epoch for the median gate.")
+@click.option("--batch-wait", type=int, default=None,
+              help="Curve scheduler: epochs a trial may wait for the next batched forecast.")
 @click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
               help="Time decisions by the driver thread's CPU time or by wall time.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Write results as JSON here.")
 def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, workers, seeds,
-            max_configs, model, threshold, grace_epochs, decision_interval, compute_exponent,
-            rank_gate, veto_threshold, incumbent, top_fraction, bar_confidence, pause_ahead, clock,
+            max_configs, config_file, model, threshold, grace_epochs, decision_interval,
+            compute_exponent, rank_gate, veto_threshold, incumbent, top_fraction, bar_confidence,
+            pause_ahead, before_completion, max_forecast_age, min_samples, batch_wait, clock,
             json_out) -> None:
     """Replay recorded learning curves through pruning schedulers and compare them."""
+    from orchestrator.config_pruning import CurvePruning
     from search.policy import PolicyConfig
     from search.replay.run import format_table, run_all, summarize
 
     if (curves is None) == (experiment is None):
         raise click.UsageError("give exactly one of --curves DIR or --from-mlflow EXPERIMENT")
+    base = CurvePruning(scheduler="curve")
+    if config_file is not None:
+        from orchestrator.config import ConfigError, load_config
+
+        try:
+            sweep = load_config(config_file, check_import=False)
+        except ConfigError as e:
+            for line in e.lines():
+                click.echo(line, err=True)
+            raise click.BadParameter(f"{config_file} is not a valid sweep config",
+                                     param_hint="--config") from None
+        metric, mode = metric or sweep.metric, mode or sweep.mode
+        if isinstance(sweep.pruning, CurvePruning):
+            base = sweep.pruning
+        else:
+            click.echo(f"--config: its pruning scheduler is {sweep.pruning.scheduler!r}, not 'curve': "
+                       "the curve scheduler replays the default curve policy", err=True)
+    model = model or base.model
+    given = {"threshold": threshold, "grace_epochs": grace_epochs,
+             "decision_interval": decision_interval, "compute_exponent": compute_exponent,
+             "rank_gate": rank_gate, "veto_threshold": veto_threshold, "incumbent": incumbent,
+             "top_fraction": top_fraction, "bar_confidence": bar_confidence,
+             "pause_ahead": pause_ahead, "before_completion": before_completion,
+             "max_forecast_age": max_forecast_age, "min_samples": min_samples,
+             "batch_wait": batch_wait}
+    try:
+        cfg = PolicyConfig(**(base.model_dump(exclude={"scheduler", "model"})
+                              | {k: v for k, v in given.items() if v is not None}))
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     keep = None if tasks is None else {t.strip() for t in tasks.split(",") if t.strip()}
     if curves is not None:
         from search.replay.data import load_curves
@@ -89,30 +140,25 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
             raise click.BadParameter(str(e), param_hint="--curves") from None
     else:
         if not metric or not mode:
-            raise click.UsageError("--from-mlflow needs --metric and --mode")
+            raise click.UsageError("--from-mlflow needs --metric and --mode (or a --config that has them)")
         from orchestrator.tracking.history import load_sweep_curves
 
         loaded = [load_sweep_curves(experiment, metric=metric, mode=mode,
                                     tracking_uri=tracking_uri)]
     if not loaded:
         raise click.BadParameter(f"no tasks matched {tasks!r}", param_hint="--tasks")
-    given = {"threshold": threshold, "grace_epochs": grace_epochs,
-             "decision_interval": decision_interval, "compute_exponent": compute_exponent,
-             "rank_gate": rank_gate, "veto_threshold": veto_threshold, "incumbent": incumbent,
-             "top_fraction": top_fraction, "bar_confidence": bar_confidence,
-             "pause_ahead": pause_ahead}
-    try:
-        cfg = PolicyConfig(**{k: v for k, v in given.items() if v is not None})
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
     fc = None
     if any(s.startswith("curve") for s in schedulers):
+        click.echo(f"curve policy: {json.dumps(cfg.to_dict())}, model {model}", err=True)
         import torch
 
         torch.set_num_threads(1)
         from search.stopper import resolve_model
 
-        fc = resolve_model(model)
+        try:
+            fc = resolve_model(model)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--model") from None
     results = run_all(loaded, schedulers, model=fc, config=cfg, workers=workers, seeds=seeds,
                       max_configs=max_configs, progress=lambda m: click.echo(m, err=True),
                       clock=time.thread_time_ns if clock == "cpu" else time.perf_counter_ns)

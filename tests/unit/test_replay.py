@@ -272,3 +272,61 @@ def test_pause_ahead_explores_breadth_first_and_loses_no_epoch():
     run(task, Spy(curve_scheduler(LastValueModel(), PolicyConfig(
         threshold=1e-9, grace_epochs=2, min_samples=2, before_completion="none"))), workers=2)
     assert order[:12] == [(t, e) for e in range(1, 7) for t in ("t00000", "t00001")]
+
+
+def _tiny_curves(tmp_path):
+    rows = [("b", "T", f"{i:03d}", e, f * (1 - 0.6 ** e), "acc", 1)
+            for i, f in enumerate(np.linspace(0.2, 0.9, 12)) for e in range(9)]
+    write_csv(tmp_path / "b", rows)
+    return ["--curves", str(tmp_path), "--schedulers", "curve", "--model", "last-value",
+            "--workers", "2", "--seeds", "1"]
+
+
+def test_cli_replays_the_sweep_configs_default_curve_policy(tmp_path):
+    """Without options, the curve scheduler replayed is the one a sweep's `scheduler: curve`
+    block gets by default (the README's 12x figure), not the bare PolicyConfig rule."""
+    from orchestrator.commands.replay import command
+    from orchestrator.config_pruning import CurvePruning
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(command, [*_tiny_curves(tmp_path), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    pol = json.loads(out.read_text())["settings"]["policy"]
+    want = CurvePruning(scheduler="curve").model_dump(exclude={"scheduler", "model"})
+    assert {k: pol[k] for k in want} == want
+    assert "curve policy:" in res.output
+
+
+def test_cli_takes_the_policy_and_metric_from_a_sweep_config(tmp_path):
+    from orchestrator.commands.replay import command
+
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(
+        "name: s\ntrainable: trials.examples.mlp:train\nmetric: val_loss\nmode: min\n"
+        "max_epochs: 8\nsearch: {algorithm: random, space: {lr: {type: loguniform, low: 1.0e-4, high: 0.1}}}\n"
+        "pruning: {scheduler: curve, threshold: 0.02, incumbent: top_fraction, bar_confidence: 0.7,"
+        " grace_epochs: 2, rank_gate: none, model: last-value}\n")
+    out = tmp_path / "r.json"
+    args = [*_tiny_curves(tmp_path), "--config", str(cfg), "--json", str(out)]
+    res = CliRunner().invoke(command, [*args, "--threshold", "0.03"])  # the command line wins
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())["settings"]
+    pol = s["policy"]
+    assert (pol["threshold"], pol["incumbent"], pol["bar_confidence"], pol["grace_epochs"],
+            pol["rank_gate"]) == (0.03, "top_fraction", 0.7, 2, "none")
+    assert s["model"] == "last-value"
+    # a broken config: exit 2, the field and the value named, nothing replayed
+    cfg.write_text(cfg.read_text().replace("threshold: 0.02", "threshold: 2"))
+    bad = CliRunner().invoke(command, args)
+    assert bad.exit_code == 2
+    assert "pruning" in bad.output and "threshold" in bad.output and "2" in bad.output
+    assert "curve policy:" not in bad.output
+
+
+def test_cli_names_an_unknown_model(tmp_path):
+    from orchestrator.commands.replay import command
+
+    args = _tiny_curves(tmp_path)
+    args[args.index("last-value")] = "prophet"
+    res = CliRunner().invoke(command, args)
+    assert res.exit_code == 2 and "prophet" in res.output and "--model" in res.output
