@@ -7,7 +7,9 @@ Contract (every implementation passes ``tests/unit/test_curvemodel_contract.py``
   length. Values may contain NaN/inf (a diverged run); an implementation must not crash on them.
 * ``CurveModel.forecast(curves, target_step, mode=...)`` returns a ``Forecast`` over the batch:
   one predictive distribution per curve of the metric's value at ``target_step`` (a scalar or one
-  step per curve, each >= the curve's last step), again in the user's units.
+  step per curve, each >= the curve's last step), again in the user's units. A model may use
+  the batch as a whole (the PFN's batch calibration: one temperature from the batch's own
+  prefixes); one that does says so and offers a per-curve mode.
 * ``mode`` is the metric's direction (``"max"``: higher is better, ``"min"``: lower is better).
   It is needed by models that normalise curves; quantiles and CDFs are always in plain user
   units (a quantile of 0.05 is the 5% quantile of the value, whatever the direction).

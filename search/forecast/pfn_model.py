@@ -14,7 +14,8 @@ observed prefixes already say which: each curve of at least ``CAL_MIN_POINTS`` p
 back-tested, its first half (steps up to half its last step) forecasting its own last observed
 value, and the temperature ``T`` that scores those back-tests best is applied to every forecast
 of the batch, tempering the predictive *density* to ``f(y)^(1/T)`` (renormalised; T < 1
-sharpens, T > 1 widens). ``T`` is searched on a log grid over [1/2, 2] and shrunk towards 1 by
+sharpens, T > 1 widens; the two outer half-normal tails are tempered as one bucket each, their
+mass, not their shape). ``T`` is searched on a log grid over [1/2, 2] and shrunk towards 1 by
 ``n / (n + CAL_PSEUDO_CURVES)`` in log space for ``n`` back-tested curves, so a batch of a few
 curves moves it little and a batch of fewer than ``CAL_MIN_CURVES`` not at all. On curves from the
 prior itself it stays near 1. The back-test uses only the prefixes given (no future values, no
