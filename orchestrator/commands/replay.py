@@ -6,11 +6,14 @@ Examples::
         --workers 8 --seeds 3 --max-configs 200 --json replay.json
     sweepcast replay --from-mlflow my-sweep --metric val_loss --mode min --schedulers curve,asha
     sweepcast replay --config sweep.yaml --from-mlflow my-sweep --threshold 0.02
+    sweepcast replay --config sweep.yaml      # that sweep's own MLflow experiment
 
 The curve scheduler replays the policy a sweep config's ``pruning: {scheduler: curve}`` block
 gets by default (``orchestrator.config_pruning.CurvePruning``), or that block of ``--config``;
 each policy option given on the command line overrides it. ``--config`` also supplies the metric
-and its direction for ``--from-mlflow``.
+and its direction for ``--from-mlflow``, and without ``--curves`` or ``--from-mlflow`` the sweep's
+own experiment (``tracking.experiment`` or its name) in the MLflow store ``sweepcast run`` uses
+(``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` here).
 
 Prints a per-task table and a summary; ``--json`` writes ``{"results": [...], "summary":
 [...], "settings": {...}}`` (fields in ``search.replay.sim``). Ray / Optuna / torch are
@@ -42,7 +45,9 @@ def _split(ctx, param, value: str) -> list[str]:
               help="A benchmark folder with curves.csv.gz, or a folder of them.")
 @click.option("--from-mlflow", "experiment", default=None,
               help="Replay a past sweep: an MLflow experiment name or id.")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (with --from-mlflow).")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI (with --from-mlflow; default: MLFLOW_TRACKING_URI, else "
+                   "sqlite:///mlflow.db, as for sweepcast run).")
 @click.option("--metric", default=None, help="Metric name (with --from-mlflow).")
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None,
               help="Metric direction (with --from-mlflow).")
@@ -98,8 +103,8 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
     from search.policy import PolicyConfig
     from search.replay.run import format_table, run_all, summarize
 
-    if (curves is None) == (experiment is None):
-        raise click.UsageError("give exactly one of --curves DIR or --from-mlflow EXPERIMENT")
+    if curves is not None and experiment is not None:
+        raise click.UsageError("give one of --curves DIR or --from-mlflow EXPERIMENT, not both")
     base = CurvePruning(scheduler="curve")
     if config_file is not None:
         from orchestrator.config import ConfigError, load_config
@@ -112,11 +117,16 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
             raise click.BadParameter(f"{config_file} is not a valid sweep config",
                                      param_hint="--config") from None
         metric, mode = metric or sweep.metric, mode or sweep.mode
+        if curves is None and experiment is None:  # replay the sweep's own MLflow experiment
+            experiment = sweep.experiment_name
         if isinstance(sweep.pruning, CurvePruning):
             base = sweep.pruning
         else:
             click.echo(f"--config: its pruning scheduler is {sweep.pruning.scheduler!r}, not 'curve': "
                        "the curve scheduler replays the default curve policy", err=True)
+    if curves is None and experiment is None:
+        raise click.UsageError("give --curves DIR, --from-mlflow EXPERIMENT, or a --config whose "
+                               "sweep's MLflow experiment is replayed")
     model = model or base.model
     given = {"threshold": threshold, "grace_epochs": grace_epochs,
              "decision_interval": decision_interval, "compute_exponent": compute_exponent,
@@ -141,10 +151,20 @@ def command(curves, experiment, tracking_uri, metric, mode, tasks, schedulers, w
     else:
         if not metric or not mode:
             raise click.UsageError("--from-mlflow needs --metric and --mode (or a --config that has them)")
+        from orchestrator.tracking.base import mask_uri
         from orchestrator.tracking.history import load_sweep_curves
+        from orchestrator.tracking.mlflow_tracker import default_tracking_uri
 
-        loaded = [load_sweep_curves(experiment, metric=metric, mode=mode,
-                                    tracking_uri=tracking_uri)]
+        uri = tracking_uri or default_tracking_uri()
+        try:
+            loaded = [load_sweep_curves(experiment, metric=metric, mode=mode, tracking_uri=uri)]
+        except ValueError as e:
+            raise click.BadParameter(f"{mask_uri(str(e))} (MLflow store {mask_uri(uri)})",
+                                     param_hint="--from-mlflow") from None
+        except Exception as e:  # noqa: BLE001  (an unreachable or broken store: mlflow's own errors)
+            raise click.ClickException(
+                f"--from-mlflow: cannot read {experiment!r} from {mask_uri(uri)}: "
+                f"{type(e).__name__}: {mask_uri(str(e).splitlines()[0][:300]) if str(e) else ''}") from None
     if not loaded:
         raise click.BadParameter(f"no tasks matched {tasks!r}", param_hint="--tasks")
     fc = None

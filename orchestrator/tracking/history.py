@@ -26,7 +26,8 @@ def load_sweep_curves(experiment: str, *, metric: str, mode: str, tracking_uri: 
         experiment: experiment name or id.
         metric: the metric whose history is the curve.
         mode: ``"min"`` or ``"max"``.
-        tracking_uri: MLflow tracking URI (default: MLflow's own default).
+        tracking_uri: MLflow tracking URI (default: ``MLFLOW_TRACKING_URI``, else
+            ``sqlite:///mlflow.db`` in the working directory, as for ``sweepcast run``).
         horizon: the final epoch; default: the largest step recorded.
 
     Raises:
@@ -36,7 +37,11 @@ def load_sweep_curves(experiment: str, *, metric: str, mode: str, tracking_uri: 
 
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-    client = MlflowClient(tracking_uri=tracking_uri)
+    from orchestrator.tracking.mlflow_tracker import default_tracking_uri, fail_fast_on_http
+
+    uri = tracking_uri or default_tracking_uri()
+    fail_fast_on_http(uri)
+    client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         try:

@@ -72,6 +72,15 @@ def _is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def fail_fast_on_http(uri: str) -> None:
+    """For an HTTP tracking server, make MLflow's client fail in seconds instead of retrying for
+    minutes (no retries, a 10 s timeout), unless the user set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``
+    or ``MLFLOW_HTTP_REQUEST_TIMEOUT`` already: an outage is reported, not hidden."""
+    if _is_http(uri):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
 class _Transient(Exception):
     """A send failed in a way worth retrying (no answer, or a 5xx / 429 answer)."""
 
@@ -210,11 +219,9 @@ class MlflowTracker(Tracker):
         self.masked_uri = mask_uri(self.tracking_uri)
         self.experiment_name = experiment
         self.experiment_id: str | None = None
-        if _is_http(self.tracking_uri):
-            # Our sender retries with its own backoff; MLflow's own (7 tries, up to minutes)
-            # would hide outages and hold the queue. Users may still override both.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # Our sender retries with its own backoff; MLflow's own (7 tries, up to minutes) would
+        # hide outages and hold the queue.
+        fail_fast_on_http(self.tracking_uri)
         # MLflow prints "View run <name> at: <URL>" on every terminated run: noise from our
         # sender thread, and the URL would carry basic-auth credentials from the URI.
         if mask_uri(self.tracking_uri) != self.tracking_uri:

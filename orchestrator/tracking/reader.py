@@ -208,9 +208,10 @@ def read_sweep(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
-    from orchestrator.tracking.mlflow_tracker import default_tracking_uri
+    from orchestrator.tracking.mlflow_tracker import default_tracking_uri, fail_fast_on_http
 
     uri = tracking_uri or default_tracking_uri()
+    fail_fast_on_http(uri)
     client = MlflowClient(tracking_uri=uri)
     parent = _find_parent(client, sweep, experiment)
     pid = parent.info.run_id

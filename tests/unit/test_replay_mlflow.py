@@ -38,3 +38,43 @@ def test_load_sweep_curves_keeps_full_runs_and_skips_the_parent(tmp_path):
     with pytest.raises(ValueError, match="no run with metric 'acc'"):
         load_sweep_curves("past-sweep", metric="acc", mode="max", tracking_uri=uri)
     assert mlflow is not None
+
+
+def test_replay_cli_reads_a_sweeps_own_experiment_from_its_config(tmp_path, monkeypatch):
+    """`sweepcast replay --config sweep.yaml`: that sweep's experiment, metric and mode, in the
+    store `sweepcast run` uses; an unknown experiment or a dead server: exit non-zero, named."""
+    import json
+
+    from click.testing import CliRunner
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator.commands.replay import command
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = MlflowClient(tracking_uri=uri)
+    exp = c.create_experiment("past-sweep", artifact_location=str(tmp_path / "art"))
+    for i in range(6):
+        run = c.create_run(exp, tags={"sweepcast.kind": "trial", "sweepcast.trial_id": f"t{i}"}).info.run_id
+        c.log_batch(run, metrics=[Metric("val_loss", 1.0 / (s + i), 0, s) for s in range(1, 6)])
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(
+        "name: s\ntrainable: trials.examples.mlp:train\nmetric: val_loss\nmode: min\n"
+        "max_epochs: 5\nsearch: {algorithm: random, space: {lr: {type: loguniform, low: 1.0e-4, high: 0.1}}}\n"
+        "tracking: {experiment: past-sweep}\n")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(k, raising=False)  # restored after the test; the CLI sets them
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(command, ["--config", str(cfg), "--schedulers", "fifo", "--seeds", "1",
+                                       "--workers", "2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["settings"]["source"] == "mlflow:past-sweep"
+    assert [r["fifo_epochs"] for r in data["results"]] == [30]
+    bad = CliRunner().invoke(command, ["--config", str(cfg), "--from-mlflow", "nope", "--schedulers", "fifo"])
+    assert bad.exit_code == 2 and "'nope' not found" in bad.output
+    dead = CliRunner().invoke(command, ["--config", str(cfg), "--schedulers", "fifo",
+                                        "--tracking-uri", "http://user:secret@127.0.0.1:9/"])
+    assert dead.exit_code == 1 and "cannot read 'past-sweep'" in dead.output
+    assert "secret" not in dead.output
