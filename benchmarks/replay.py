@@ -45,11 +45,7 @@ def _model(name: str, weights: str | None = None):
     torch.set_num_threads(1)
     from search.stopper import resolve_model
 
-    if weights:
-        from search.forecast import get_model
-
-        return get_model(name, weights=weights, **({"calibration": "none"} if name == "pfn" else {}))  # as resolve_model
-    return resolve_model(name)
+    return resolve_model(name, **({"weights": weights} if weights else {}))
 
 
 def _variants(args) -> list[dict]:

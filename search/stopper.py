@@ -463,8 +463,9 @@ class CurveStopper:
         return s
 
 
-def resolve_model(spec: str | CurveModel) -> CurveModel:
-    """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``.
+def resolve_model(spec: str | CurveModel, **kwargs) -> CurveModel:
+    """A ``CurveModel`` from an instance or a name known to ``search.forecast.get_model``
+    (``kwargs``, e.g. ``weights``, go to its constructor; an instance takes none).
 
     ``"pfn"`` comes without its batch calibration (``calibration="none"``): a scheduler's batch is
     the handful of trials that reported since its last decision, so a temperature back-tested on
@@ -474,6 +475,8 @@ def resolve_model(spec: str | CurveModel) -> CurveModel:
     instead of 18%, BENCHMARKS.md). Pass a ``PFNModel`` instance to choose otherwise.
     """
     if isinstance(spec, CurveModel):
+        if kwargs:
+            raise ValueError(f"options {sorted(kwargs)} need a model name, got the instance {spec!r}")
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"model must be a CurveModel or a model name, got {spec!r}")  # noqa: TRY004 (a bad option value)
@@ -482,8 +485,8 @@ def resolve_model(spec: str | CurveModel) -> CurveModel:
     except ImportError:
         get_model = None
     if get_model is not None:
-        return get_model(spec, calibration="none") if spec == "pfn" else get_model(spec)
-    if spec == "last-value":
+        return get_model(spec, **({"calibration": "none"} | kwargs if spec == "pfn" else kwargs))
+    if spec == "last-value" and not kwargs:
         from search.forecast.base import LastValueModel
 
         return LastValueModel()

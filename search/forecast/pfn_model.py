@@ -54,7 +54,12 @@ def temper(probs: np.ndarray, borders: np.ndarray, temperature: float) -> np.nda
         return probs
     lw = np.log(borders[1:] - borders[:-1])
     with np.errstate(divide="ignore"):
-        lq = (np.log(probs) - lw) / temperature + lw
+        return _tempered(np.log(probs) - lw, lw, temperature)
+
+
+def _tempered(log_density: np.ndarray, log_widths: np.ndarray, temperature: float) -> np.ndarray:
+    """``temper`` from the rows' log density per bucket (kept by a caller trying many T)."""
+    lq = log_density / temperature + log_widths
     lq -= lq.max(axis=1, keepdims=True)
     q = np.exp(lq)
     return q / q.sum(axis=1, keepdims=True)
@@ -290,10 +295,7 @@ class PFNModel(CurveModel):
             ld = np.log(self._probs(norm)) - lw  # log density per bucket
         scores = []
         for t in CAL_GRID:
-            lq = ld / t + lw
-            lq -= lq.max(axis=1, keepdims=True)
-            q = np.exp(lq)
-            mass = (q * share).sum(axis=1) / q.sum(axis=1)
+            mass = (_tempered(ld, lw, float(t)) * share).sum(axis=1)
             scores.append(np.log(np.maximum(mass, CAL_P_FLOOR)).mean())
         best = float(CAL_GRID[int(np.argmax(scores))])
         return float(np.exp(np.log(best) * n / (n + CAL_PSEUDO_CURVES)))

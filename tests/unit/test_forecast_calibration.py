@@ -113,3 +113,6 @@ def test_the_scheduler_gets_the_per_curve_forecaster(models):
                                   models[1].forecast(curves, 100.0).quantiles([0.05, 0.95]))
     assert models[0].forecast(curves, 100.0).temperature != 1.0  # the batch would have moved it
     assert resolve_model(models[0]) is models[0]  # an instance is used as given
+    assert resolve_model("pfn", calibration="batch").calibration == "batch"  # asked for by name
+    with pytest.raises(ValueError, match="need a model name"):
+        resolve_model(models[0], weights="x.pt")
