@@ -73,31 +73,47 @@ def context_masks(
     return ctx, tgt
 
 
-def compact(batch: PriorBatch, ctx: np.ndarray, rng: np.random.Generator, n_query: int):
+def compact(batch: PriorBatch, ctx: np.ndarray, rng: np.random.Generator, n_query: int, groups: int = 1):
     """Pack each curve into ``[its context tokens, padding, n_query query tokens]``.
 
     Queries are drawn uniformly from the steps after the cutoff; the last one is always the final
     step (the one the forecaster is asked about in practice). Padding tokens are neither context
     nor asked about. Returns torch tensors x, y, ctx (B, L), out_idx (B, Q), y_query (B, Q) and
     cov (B, L, k) or None.
+
+    ``groups`` > 1 returns a list of such tuples instead: the curves sorted by their number of
+    context tokens and cut into that many parts, each padded only to its own longest context.
+    The curves, contexts and queries are the same (the random draws do not depend on
+    ``groups``), so the mean loss over all queries is the same number computed with less padding
+    (about 1.3x fewer tokens on a CPU, where the padded tokens cost as much as the real ones).
     """
     n, m = batch.y.shape
-    rows = np.arange(n)[:, None]
     n_ctx = ctx.sum(axis=1)
-    lc = int(n_ctx.max())
-    order = np.argsort(~ctx, axis=1, kind="stable")[:, :lc]  # context positions first, in order
-    cpos = np.take_along_axis(np.broadcast_to(np.arange(m), (n, m)), order, axis=1)
-    cmask = np.arange(lc)[None, :] < n_ctx[:, None]
     cut = batch.cutoff[:, None]
     u = rng.random((n, n_query))
     qpos = np.minimum(cut + np.floor(u * (m - cut)).astype(np.int64), m - 1)  # 0-based, > cut-1
     qpos[:, -1] = m - 1
+    if groups <= 1:
+        return _pack(batch, ctx, n_ctx, qpos, np.arange(n))
+    order = np.argsort(n_ctx, kind="stable")
+    return [_pack(batch, ctx, n_ctx, qpos, part) for part in np.array_split(order, min(groups, n)) if part.size]
+
+
+def _pack(batch: PriorBatch, ctx: np.ndarray, n_ctx: np.ndarray, qpos: np.ndarray, rows: np.ndarray):
+    ctx, n_ctx, qpos = ctx[rows], n_ctx[rows], qpos[rows]
+    n, m = ctx.shape
+    n_query = qpos.shape[1]
+    r = rows[:, None]
+    lc = int(n_ctx.max())
+    order = np.argsort(~ctx, axis=1, kind="stable")[:, :lc]  # context positions first, in order
+    cpos = np.take_along_axis(np.broadcast_to(np.arange(m), (n, m)), order, axis=1)
+    cmask = np.arange(lc)[None, :] < n_ctx[:, None]
     pos = np.concatenate([cpos, qpos], axis=1)
-    x = batch.x[rows, pos]
-    y = batch.y[rows, pos]
+    x = batch.x[r, pos]
+    y = batch.y[r, pos]
     c = np.concatenate([cmask, np.zeros((n, n_query), dtype=bool)], axis=1)
     out_idx = np.broadcast_to(np.arange(lc, lc + n_query), (n, n_query))
-    cov = None if batch.cov is None else torch.as_tensor(batch.cov[rows, pos], dtype=torch.float32)
+    cov = None if batch.cov is None else torch.as_tensor(batch.cov[r, pos], dtype=torch.float32)
     return (
         torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32),
         torch.as_tensor(c), torch.as_tensor(np.ascontiguousarray(out_idx)),
@@ -150,22 +166,23 @@ def evaluate(model: PFN, batch: PriorBatch, rng: np.random.Generator) -> dict:
     return {"val_nll": nll, "val_cov90": cov90, "val_mae": mae}
 
 
-def make_batch(prior, seed: int, step: int, batch: int, queries: int):
-    """The training batch of ``step`` (compacted tensors), from ``default_rng([seed, step])``."""
+def make_batch(prior, seed: int, step: int, batch: int, queries: int, groups: int = 1):
+    """The training batch of ``step`` (compacted tensors, a list of ``groups`` parts if > 1), from
+    ``default_rng([seed, step])``."""
     rng = np.random.default_rng([seed, step])
     b = prior.sample(batch, rng)
     ctx, _ = context_masks(b, rng)
-    return compact(b, ctx, rng, queries)
+    return compact(b, ctx, rng, queries, groups)
 
 
 class BatchStream(torch.utils.data.IterableDataset):
-    """Batches of steps ``start, start + 1, ...`` without end; worker ``w`` of ``k`` draws the
+    """Batches (lists of compacted parts) of steps ``start, start + 1, ...`` without end; worker ``w`` of ``k`` draws the
     steps ``start + w + j * k``, and the loader takes from the workers in turn, so batches arrive
     in step order whatever the number of workers."""
 
-    def __init__(self, prior_name: str, seed: int, start: int, batch: int, queries: int):
+    def __init__(self, prior_name: str, seed: int, start: int, batch: int, queries: int, groups: int = 1):
         self.prior_name, self.seed, self.start = prior_name, seed, start
-        self.batch, self.queries = batch, queries
+        self.batch, self.queries, self.groups = batch, queries, groups
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -173,12 +190,14 @@ class BatchStream(torch.utils.data.IterableDataset):
         prior = get_prior(self.prior_name)
         step = self.start + w
         while True:
-            yield make_batch(prior, self.seed, step, self.batch, self.queries)
+            parts = make_batch(prior, self.seed, step, self.batch, self.queries, self.groups)
+            yield parts if isinstance(parts, list) else [parts]
             step += k
 
 
-def batch_stream(prior_name: str, seed: int, start: int, batch: int, queries: int, workers: int, pin: bool):
-    ds = BatchStream(prior_name, seed, start, batch, queries)
+def batch_stream(prior_name: str, seed: int, start: int, batch: int, queries: int, workers: int, pin: bool,
+                 groups: int = 1):
+    ds = BatchStream(prior_name, seed, start, batch, queries, groups)
     if workers <= 0:
         return iter(ds)
     return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
@@ -205,12 +224,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--val-curves", type=int, default=1000, help="held-out prior curves scored at each checkpoint")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop (with a checkpoint) after this long; 0 = no limit")
+    ap.add_argument("--length-groups", type=int, default=4,
+                    help="cut each batch into this many parts by context length, each padded to its own "
+                         "longest context (the same loss with fewer padded tokens; 1: one padded batch)")
     ap.add_argument("--workers", type=int, default=0, help="processes drawing prior batches (0: in this one)")
     ap.add_argument("--budget-minutes", type=float, default=0.0,
                     help="set --steps so that training ends after about this long (see the module docstring)")
     a = ap.parse_args(argv)
     if a.steps <= 0 or a.batch <= 0 or a.lr <= 0:
         raise SystemExit(f"--steps, --batch and --lr must be positive, got {a.steps}, {a.batch}, {a.lr}")
+    if a.length_groups < 1:
+        raise SystemExit(f"--length-groups must be >= 1, got {a.length_groups}")
     if a.workers < 0:
         raise SystemExit(f"--workers must be >= 0, got {a.workers}")
     if a.budget_minutes < 0 or (a.budget_minutes and min(a.warmup, a.steps) <= BUDGET_PROBE[1]):
@@ -296,13 +320,13 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     model.train()
     run_losses: list[float] = []
-    stream = batch_stream(a.prior, a.seed, step, a.batch, a.queries, a.workers, dev.type == "cuda")
+    stream = batch_stream(a.prior, a.seed, step, a.batch, a.queries, a.workers, dev.type == "cuda", a.length_groups)
     probe_at = (step + BUDGET_PROBE[0], step + BUDGET_PROBE[1]) if a.budget_minutes and step == 0 else None
     if a.budget_minutes and probe_at is None:
         print("--budget-minutes applies to a run's first segment only; using --steps", flush=True)
     probe_t = 0.0
     while step < a.steps:
-        x, y, c, oi, yq, cov = (None if v is None else v.to(dev, non_blocking=True) for v in next(stream))
+        parts = [[None if v is None else v.to(dev, non_blocking=True) for v in part] for part in next(stream)]
         if probe_at and step == probe_at[0]:
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -319,9 +343,12 @@ def main(argv: list[str] | None = None) -> None:
             probe_at = None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, a.warmup)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(x, y, c, cov, out_idx=oi)
-        loss = -model.bar.log_prob(logits.float(), yq).mean()
+        n_targets = sum(part[4].numel() for part in parts)
+        loss = 0.0
+        for x, y, c, oi, yq, cov in parts:  # the mean NLL over every query of the batch
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(x, y, c, cov, out_idx=oi)
+            loss = loss - model.bar.log_prob(logits.float(), yq).sum() / n_targets
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

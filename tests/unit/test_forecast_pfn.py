@@ -33,6 +33,27 @@ def test_shipped_weights_load_offline_with_weights_only():
     assert info["curves_seen"] > 0 and info["prior"] == cfg.prior
 
 
+@pytest.mark.parametrize("train", [False, True])
+def test_written_out_encoder_matches_torchs_transformer_encoder(net, train):
+    """PFN._encode runs the parameters of ``net.encoder`` (nn.TransformerEncoder) with plain
+    attention; both must give the same tokens, with and without grad (train and eval mode)."""
+    g = torch.Generator().manual_seed(0)
+    B, L, E = 7, 30, net.config.emsize
+    h = torch.randn(B, L, E, generator=g)
+    ctx = torch.rand(B, L, generator=g) < 0.6
+    ctx[:, -5:] = False  # queries
+    allowed = ctx.unsqueeze(1) | torch.eye(L, dtype=torch.bool).unsqueeze(0)
+    bias = torch.zeros(B, 1, L, L).masked_fill_(~allowed.unsqueeze(1), float("-inf"))
+    net.train(train)
+    try:
+        with torch.set_grad_enabled(train):
+            want = net.encoder(h, mask=(~allowed).repeat_interleave(net.config.nhead, dim=0))
+            got = net._encode(h, bias)
+    finally:
+        net.eval()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_save_load_round_trip(tmp_path, net):
     save_pfn(net, tmp_path, "copy")
     again = load_pfn(tmp_path / "copy.pt")

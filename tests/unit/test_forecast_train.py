@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from search.forecast.pfn import PFN, PFNConfig, make_borders
 from search.forecast.prior import get_prior
 from search.forecast.train import batch_stream, compact, context_masks, make_batch
 from search.forecast.train import main as train_main
@@ -56,13 +57,37 @@ def test_worker_processes_draw_the_same_batches_in_step_order():
     there = batch_stream("schedule-v3", 3, 5, 16, 4, workers=2, pin=False)
     prior_a, prior_b = get_prior("sweepcast-v3"), get_prior("schedule-v3")
     for step in range(5, 10):
-        a, b = next(here), next(there)
+        (a,), (b,) = next(here), next(there)  # one part per batch (no --length-groups)
         for got, want in zip(a, make_batch(prior_a, 3, step, 16, 4)):
             assert got is None and want is None or torch.equal(got, want)
         for got, want in zip(b, make_batch(prior_b, 3, step, 16, 4)):
             assert torch.equal(got, want)
     other = make_batch(prior_a, 3, 6, 16, 4)
     assert not torch.equal(make_batch(prior_a, 3, 5, 16, 4)[1], other[1])
+
+
+def test_length_groups_repack_the_same_curves_with_less_padding_and_the_same_loss():
+    """--length-groups only changes the padding: same contexts, same queries, same mean loss."""
+    prior = get_prior("sweepcast-v3")
+    whole = make_batch(prior, 4, 7, 64, 5)
+    parts = make_batch(prior, 4, 7, 64, 5, groups=4)
+    assert isinstance(parts, list) and len(parts) == 4 and sum(p[0].shape[0] for p in parts) == 64
+
+    def rows(batch):  # every curve as (its context (x, y) pairs, its query (x, y) pairs)
+        x, y, c, oi, yq, _ = batch
+        xq = torch.gather(x, 1, oi)
+        return sorted((tuple(zip(x[i][c[i]].tolist(), y[i][c[i]].tolist())),
+                       tuple(zip(xq[i].tolist(), yq[i].tolist()))) for i in range(x.shape[0]))
+
+    assert rows(whole) == sorted(r for p in parts for r in rows(p))
+    tokens = sum(p[0].numel() for p in parts)
+    assert tokens < 0.9 * whole[0].numel()  # each part is padded to its own longest context only
+    torch.manual_seed(0)
+    net = PFN(PFNConfig(emsize=16, layers=1, nhead=2, n_buckets=20), make_borders(prior.sample(500, np.random.default_rng(0)).y, 20))
+    x, y, c, oi, yq, _ = whole
+    ref = -net.bar.log_prob(net(x, y, c, out_idx=oi), yq).mean()
+    got = sum(-net.bar.log_prob(net(x, y, c, out_idx=oi), yq).sum() for x, y, c, oi, yq, _ in parts) / yq.numel()
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
