@@ -247,7 +247,7 @@ class PFN(nn.Module):
         """``self.encoder``'s pre-norm layers, written out with plain attention.
 
         The same parameters and the same arithmetic as ``nn.TransformerEncoder`` (outputs agree to
-        float rounding; ``tests/unit/test_forecast_pfn.py`` checks it), about 1.25x faster to train
+        float rounding; ``tests/unit/test_forecast_pfn.py`` checks it), about 1.2x faster to train
         on a CPU: no per-head copy of the mask, and the short sequences (at most 48 context tokens
         plus the queries) are cheaper in two batched matmuls than in the fused attention kernel.
         """

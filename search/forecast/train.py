@@ -181,9 +181,9 @@ def make_batch(prior, seed: int, step: int, batch: int, queries: int, groups: in
 
 
 class BatchStream(torch.utils.data.IterableDataset):
-    """Batches (lists of compacted parts) of steps ``start, start + 1, ...`` without end; worker ``w`` of ``k`` draws the
-    steps ``start + w + j * k``, and the loader takes from the workers in turn, so batches arrive
-    in step order whatever the number of workers."""
+    """Batches (each a list of compacted parts) of steps ``start, start + 1, ...`` without end;
+    worker ``w`` of ``k`` draws the steps ``start + w + j * k``, and the loader takes from the
+    workers in turn, so batches arrive in step order whatever the number of workers."""
 
     def __init__(self, prior_name: str, seed: int, start: int, batch: int, queries: int, groups: int = 1):
         self.prior_name, self.seed, self.start = prior_name, seed, start
