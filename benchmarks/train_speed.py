@@ -24,7 +24,7 @@ import torch
 
 from search.forecast.pfn import PFN, PFNConfig, make_borders
 from search.forecast.prior import get_prior
-from search.forecast.train import make_batch
+from search.forecast.train import batch_loss, make_batch
 
 
 def torch_encoder(net: PFN):
@@ -39,11 +39,7 @@ def torch_encoder(net: PFN):
 def time_setup(net, opt, batches, k):
     t = time.perf_counter()
     for i in range(k):
-        parts = batches[i % len(batches)]
-        n_targets = sum(p[4].numel() for p in parts)
-        loss = 0.0
-        for x, y, c, oi, yq, _ in parts:
-            loss = loss - net.bar.log_prob(net(x, y, c, out_idx=oi), yq).sum() / n_targets
+        loss = batch_loss(net, batches[i % len(batches)])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -126,6 +126,17 @@ def _pack(batch: PriorBatch, ctx: np.ndarray, n_ctx: np.ndarray, qpos: np.ndarra
     )
 
 
+def batch_loss(model: PFN, parts, bf16: bool = False) -> torch.Tensor:
+    """The mean NLL over every query of a batch given as compacted parts (``make_batch``)."""
+    n_targets = sum(part[4].numel() for part in parts)
+    loss = 0.0
+    for x, y, c, oi, yq, cov in parts:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x, y, c, cov, out_idx=oi)
+        loss = loss - model.bar.log_prob(logits.float(), yq).sum() / n_targets
+    return loss
+
+
 def bf16_fast(dev: torch.device) -> bool:
     """bf16 autocast only where the hardware has bf16 arithmetic (else it is several times slower)."""
     if dev.type == "cuda":
@@ -348,12 +359,7 @@ def main(argv: list[str] | None = None) -> None:
             probe_at = None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, a.warmup)
-        n_targets = sum(part[4].numel() for part in parts)
-        loss = 0.0
-        for x, y, c, oi, yq, cov in parts:  # the mean NLL over every query of the batch
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(x, y, c, cov, out_idx=oi)
-            loss = loss - model.bar.log_prob(logits.float(), yq).sum() / n_targets
+        loss = batch_loss(model, parts, use_bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
