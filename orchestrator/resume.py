@@ -30,6 +30,14 @@ experiment's top-level files (sweepcast's state and Tune's snapshot) are downloa
 local mirror (:class:`orchestrator.storage.Mirror`) where the steps above run on them; the
 reconciled snapshot is uploaded back before ``Tuner.restore`` reads the experiment from the
 store, and the mirror is kept uploaded until the resumed sweep ends.
+
+Truncated Tune state: Ray writes its snapshot and the searcher's state atomically in the driver's
+staging folder (``<ray temp>/session_*/artifacts/<stamp>/<experiment>/driver_artifacts``) and
+then *copies* them into the experiment folder, which is not atomic: a driver killed mid-copy
+leaves a truncated file that ``Tuner.restore`` cannot read. :func:`repair_tune_state` checks the
+newest file of each kind before anything is restored and puts back the staging copy of a
+truncated one (the broken file kept as ``<name>.truncated``); with no complete copy left it stops
+with a :class:`ResumeError` naming the file, before any run is created or trial started.
 """
 
 from __future__ import annotations
@@ -37,8 +45,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickletools
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -231,6 +241,100 @@ def reconcile_snapshot(exp_dir: Path, tracker_state: dict[str, Any]) -> dict[str
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
     return changed
+
+
+# Tune's files that Tuner.restore reads (the newest of each pattern), and how each is encoded:
+# the trial table is JSON, the search algorithm's states are pickles (Ray's `_atomic_save`).
+TUNE_STATE_FILES = (("experiment_state-*.json", "json"), ("basic-variant-state-*.json", "pickle"),
+                    ("search_gen_state-*.json", "pickle"), ("searcher-state-*.pkl", "pickle"))
+
+
+def state_file_error(path: Path, kind: str) -> str | None:
+    """Why Tune could not read ``path`` (a truncated or empty file), or None if it is whole.
+
+    A pickle is walked opcode by opcode (``pickletools``), without importing the searcher's
+    classes, so a file is judged on its bytes alone."""
+    try:
+        data = path.read_bytes()
+        if not data:
+            return "the file is empty"
+        if kind == "json":
+            json.loads(data)
+        else:
+            for _ in pickletools.genops(data):
+                pass
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        return f"{type(e).__name__}: {str(e)[:200]}"
+    return None
+
+
+def ray_temp_roots(extra: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
+    """Folders that may hold Ray sessions (``session_*``) on this host: ``extra`` (e.g. the live
+    session's parent), ``$RAY_TMPDIR/ray`` and the system temp folder's ``ray``."""
+    roots = list(extra)
+    if os.environ.get("RAY_TMPDIR"):
+        roots.append(Path(os.environ["RAY_TMPDIR"]) / "ray")
+    roots.append(Path(tempfile.gettempdir()) / "ray")
+    seen: list[Path] = []
+    for r in roots:
+        if r not in seen:
+            seen.append(r)
+    return seen
+
+
+def _live_session_root() -> list[Path]:
+    """The parent folder of the connected Ray session's folder (a node started with
+    ``--temp-dir`` keeps its sessions there); none if Ray does not say."""
+    try:
+        import ray
+
+        node = ray._private.worker._global_node  # Ray 2.60: the connected node's paths
+        return [Path(node.get_session_dir_path()).parent] if node is not None else []
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - a different Ray
+        return []
+
+
+def repair_tune_state(exp_dir: Path, roots: list[Path], name: str | None = None) -> list[str]:
+    """Check the newest of each of Tune's state files in ``exp_dir`` (``TUNE_STATE_FILES``);
+    replace a truncated one by a complete copy of the same name from a Ray driver staging folder
+    of the experiment ``name`` (default the folder's name; an object-store experiment's local
+    mirror has another) under ``roots``, the newest such copy. Returns one note per file
+    repaired.
+
+    Raises:
+        ResumeError: a file is truncated and no complete copy is left; it names the file.
+    """
+    notes = []
+    for pattern, kind in TUNE_STATE_FILES:
+        found = sorted(Path(exp_dir).glob(pattern))
+        if not found:
+            continue
+        path = found[-1]  # the one Tune reads (`_load_newest_checkpoint`: the greatest name)
+        why = state_file_error(path, kind)
+        if why is None:
+            continue
+        copies = []
+        for root in roots:
+            copies += root.glob(f"session_*/artifacts/*/{name or Path(exp_dir).name}/driver_artifacts/"
+                                f"{path.name}")
+        copies.sort(key=lambda c: c.stat().st_mtime, reverse=True)
+        good = next((c for c in copies if state_file_error(c, kind) is None), None)
+        if good is None:
+            where = ", ".join(str(r) for r in roots)
+            raise ResumeError(
+                f"Tune's state file {path} cannot be read ({why}): the driver was most likely "
+                "killed while Ray copied it into the experiment folder, and no complete copy of it "
+                f"is left in a Ray staging folder under {where}. Tune cannot restore the sweep "
+                "from it; nothing was resumed. Restore the file from a backup, or run the sweep "
+                "again under a new name.")
+        broken = path.with_name(path.name + ".truncated")
+        os.replace(path, broken)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(good.read_bytes())
+        os.replace(tmp, path)
+        notes.append(f"{path.name} was truncated ({why}); restored Ray's complete staging copy "
+                     f"{good} (the broken file kept as {broken.name})")
+    return notes
 
 
 def _release_callback(search_alg: Any, ended: dict[str, Any]) -> Any:
@@ -523,8 +627,10 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     if attach_views is not None:
         tracker, out = attach_views(cfg, tracker, out)
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
-    ended = reconcile_snapshot(exp_dir, tracker_state)
     remote = None if mirror is None else mirror.remote
+    repaired = repair_tune_state(exp_dir, ray_temp_roots(_live_session_root()),
+                                 None if remote is None else Path(remote.path).name)
+    ended = reconcile_snapshot(exp_dir, tracker_state)
     if mirror is not None:  # Tune restores from the store: the reconciled snapshot goes there
         mirror.push(strict=True)
     mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs)
@@ -565,6 +671,8 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     _say(out, f"before the interruption: {counts['completed']} completed, {counts['pruned']} "
               f"pruned, {counts['failed']} failed; {counts['running']} to resume from their "
               "checkpoints")
+    for note in repaired:
+        _say(out, f"note: {note}")
     for tid, (st, _) in sorted(ended.items()):
         _say(out, f"note: {tid} ended ({st}) after Tune's last snapshot; kept as {st}")
     for tid in recorded:

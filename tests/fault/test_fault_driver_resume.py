@@ -3,7 +3,8 @@
 Checks: one parent run (reused), every trial exactly one run with a terminal status, trials
 pruned before the crash stay pruned and are not run again, unfinished trials continue from
 their checkpoints, and every trial's MLflow history covers what it reported after the resume;
-the dead driver's lock is taken over and a second ``resume`` while the first runs is refused.
+the dead driver's lock is taken over and a second ``resume`` while the first runs is refused; a
+searcher state truncated by the kill is put back from Ray's staging copy.
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
     _, trials_before = mlflow_sweep(mlflow_server, name)
     runs_before = {t.trial_id: t.run_id for t in trials_before}
     snap = _snapshot_epochs(exp)
+    # The kill can land while Ray copies the searcher's state from its staging folder into the
+    # experiment folder (not atomic), which once left this file truncated and the resume dead in
+    # Tuner.restore. Made certain here: the newest searcher state is cut in half, and the resume
+    # must put back Ray's staging copy (orchestrator.resume.repair_tune_state).
+    states = sorted(exp.glob("basic-variant-state-*.json"))
+    assert states, sorted(p.name for p in exp.iterdir())
+    whole = states[-1].read_bytes()
+    states[-1].write_bytes(whole[: len(whole) // 2])
 
     lock = exp / "sweepcast_driver.lock"
     assert json.loads(lock.read_text())["pid"] == run.proc.pid  # the dead driver's, left behind
@@ -116,6 +125,7 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
     out = resume.output()
     assert rc == 0, out[-4000:]
     assert "(reused)" in out
+    assert f"note: {states[-1].name} was truncated" in out, out[-4000:]
 
     parents, trials = mlflow_sweep(mlflow_server, name)
     assert len(parents) == 1, [p.info.run_id for p in parents]  # no second parent run
