@@ -584,6 +584,11 @@ def _resume_locked(cfg: Any, exp_dir: Path, out: TextIO | None, ray_address: str
         raise ResumeError(f"cannot read the tracker state {state_path}: {e}") from None
     if not (exp_dir / "tuner.pkl").is_file():
         raise ResumeError(f"{exp_dir} holds no Tune state (tuner.pkl): the sweep never started")
+    why = state_file_error(exp_dir / "tuner.pkl", "pickle")
+    if why is not None:  # written once, straight into the folder, as the sweep starts: no copy
+        raise ResumeError(f"Tune's state file {exp_dir / 'tuner.pkl'} cannot be read ({why}): the "
+                          "driver was most likely killed while the sweep started; nothing was "
+                          "resumed. Run the sweep again.")
 
     tracker = make_tracker(cfg, exp_dir)  # checks MLflow answers before Ray starts
     try:

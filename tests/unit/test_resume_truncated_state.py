@@ -114,3 +114,31 @@ def test_a_mirror_names_its_experiment(tmp_path: Path) -> None:
         repair_tune_state(exp, [root])
     assert repair_tune_state(exp, [root], name="my-sweep")
     assert cloudpickle.loads((exp / name).read_bytes()) == STATE
+
+
+def test_a_truncated_tuner_pkl_stops_before_anything_starts(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """tuner.pkl is written once, straight into the folder, as the sweep starts: no staging copy.
+    The resume says so before it contacts MLflow or starts Ray."""
+    from orchestrator import sweep
+    from orchestrator.config import SweepConfig
+    from orchestrator.resume import prepare_resumable, resume_sweep
+
+    cfg = SweepConfig.model_validate({
+        "name": "cut", "trainable": "trials.examples.mlp:train", "metric": "val_accuracy",
+        "mode": "max", "max_epochs": 3, "num_samples": 2,
+        "search": {"algorithm": "random", "seed": 0,
+                   "space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}}})
+    exp = tmp_path / "cut"
+    prepare_resumable(exp, cfg)
+    (exp / sweep.TRACKER_STATE_FILE).write_text(json.dumps({"trials": {}}))
+    (exp / "tuner.pkl").write_bytes(cloudpickle.dumps({"_run_config": list(range(100))})[:40])
+
+    def started(*a: object, **k: object) -> None:
+        raise AssertionError("the resume went on past a truncated tuner.pkl")
+
+    monkeypatch.setattr(sweep, "make_tracker", started)
+    monkeypatch.setattr(sweep, "init_ray", started)
+    with pytest.raises(ResumeError) as e:
+        resume_sweep(exp, out=None)
+    assert str(exp / "tuner.pkl") in str(e.value) and "nothing was resumed" in str(e.value)
