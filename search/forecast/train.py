@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
 
     command = command_line()
     segments.append({"from_step": step, "prior": a.prior, "command": command, "device": str(dev),
-                     "workers": a.workers})
+                     "workers": a.workers, "threads": a.threads, "length_groups": a.length_groups})
     val_batch = prior.sample(a.val_curves, np.random.default_rng([a.seed, 10**9 + 1]))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"PFN {n_params} params, prior {a.prior}, bf16={use_bf16}, threads={a.threads}", flush=True)

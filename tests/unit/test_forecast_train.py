@@ -30,6 +30,8 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5, msg=k)
     info = json.loads((b / "pfn.json").read_text())["info"]
     assert info["steps"] == 4 and info["curves_seen"] == 32 and len(info["segments"]) == 2
+    for seg in info["segments"]:  # how each segment ran (the defaults here), beside the command
+        assert (seg["threads"], seg["length_groups"], seg["workers"]) == (1, 4, 0), seg
     logs = [json.loads(line) for line in (b / "log.jsonl").read_text().splitlines()]
     assert logs[-1]["final"] and np.isfinite(logs[-1]["val_nll"])
 
