@@ -127,9 +127,14 @@ def score_curves(forecast, curves, finals, mode) -> dict:
 
 
 def _cell_means(s: dict) -> dict:
-    """Mean loglik / MAE / coverage of per-curve scores (``score_curves``)."""
-    return {"loglik": float(s["loglik"].mean()), "mae": float(s["abs_err"].mean()),
-            "coverage90": float(s["covered"].mean()), "n": int(s["loglik"].size)}
+    """Mean loglik / MAE / coverage of per-curve scores (``score_curves``), and the mean batch
+    temperature where the model has one (the PFN's batch calibration, ``temperature`` per curve
+    from :func:`curve_scores`)."""
+    out = {"loglik": float(s["loglik"].mean()), "mae": float(s["abs_err"].mean()),
+           "coverage90": float(s["covered"].mean()), "n": int(s["loglik"].size)}
+    if "temperature" in s:
+        out["temperature"] = float(s["temperature"].mean())
+    return out
 
 
 def score(forecast, curves, finals, mode) -> dict:
@@ -144,8 +149,12 @@ def forecast_chunked(model, curves, targets, mode, chunk=256):
 
 def curve_scores(model, curves, finals, targets, mode) -> dict:
     """``score_curves`` of every curve, forecast in chunks of 256."""
-    parts = [score_curves(fc, curves[i : i + len(fc)], finals[i : i + len(fc)], mode)
-             for i, fc in forecast_chunked(model, curves, targets, mode)]
+    parts = []
+    for i, fc in forecast_chunked(model, curves, targets, mode):
+        part = score_curves(fc, curves[i : i + len(fc)], finals[i : i + len(fc)], mode)
+        if hasattr(fc, "temperature"):  # the batch temperature the forecasts of this chunk got
+            part["temperature"] = np.full(len(fc), float(fc.temperature))
+        parts.append(part)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -34,3 +34,20 @@ def test_per_curve_cells_are_checked():
     for bad in ("t:0.3", "t", ":0.2", "t:x"):
         with pytest.raises(SystemExit, match="TASK:CUTOFF"):
             parse_cells([bad])
+
+
+def test_cells_carry_the_batch_temperature_of_models_that_have_one():
+    """The PFN's batch calibration picks one temperature per batch; a cell records its mean
+    (what the per-cell temperature analysis in BENCHMARKS.md reads); other models have none."""
+    from benchmarks.forecast import cell_scores
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1.0, 21.0)
+    curves = [Curve.of(steps, 0.5 + 0.3 * (1 - np.exp(-steps / (3 + i))) + 0.002 * rng.standard_normal(20))
+              for i in range(12)]
+    finals, targets = np.full(12, 0.79), np.full(12, 40.0)
+    pfn = get_model("pfn")
+    cell = cell_scores(pfn, curves, finals, targets, "max")
+    want = pfn.forecast(curves, list(targets), mode="max").temperature
+    assert cell["temperature"] == pytest.approx(want) and 0.5 <= cell["temperature"] <= 2.0
+    assert "temperature" not in cell_scores(get_model("last-value"), curves, finals, targets, "max")
