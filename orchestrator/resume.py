@@ -275,11 +275,7 @@ def ray_temp_roots(extra: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
     if os.environ.get("RAY_TMPDIR"):
         roots.append(Path(os.environ["RAY_TMPDIR"]) / "ray")
     roots.append(Path(tempfile.gettempdir()) / "ray")
-    seen: list[Path] = []
-    for r in roots:
-        if r not in seen:
-            seen.append(r)
-    return seen
+    return list(dict.fromkeys(roots))  # each once, in this order
 
 
 def _live_session_root() -> list[Path]:
@@ -328,7 +324,7 @@ def repair_tune_state(exp_dir: Path, roots: list[Path], name: str | None = None)
                 "from it; nothing was resumed. Restore the file from a backup, or run the sweep "
                 "again under a new name.")
         broken = path.with_name(path.name + ".truncated")
-        os.replace(path, broken)
+        broken.write_bytes(path.read_bytes())  # a copy: `path` exists throughout, as in reconcile
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(good.read_bytes())
         os.replace(tmp, path)
