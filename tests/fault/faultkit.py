@@ -4,7 +4,8 @@
 * ``SweepRun``: a ``sweepcast run`` / ``sweepcast resume`` driver as a subprocess (its own
   session, so a test can SIGKILL it), pointed at a cluster by ``RAY_ADDRESS``.
 * ``reported_points`` / ``mlflow_sweep``: what the trials reported (the trainable's own log)
-  and what MLflow holds, for comparison.
+  and what MLflow holds, for comparison; ``wait_reporters_gone``: until the processes that
+  reported have exited (a killed driver's trials outlive it for a moment).
 * ``start_mlflow_server`` / ``stop_mlflow_server``: the root conftest's, loaded by path.
 """
 
@@ -145,6 +146,28 @@ def reported_points(log_dir: Path) -> dict[str, list[dict[str, Any]]]:
     for f in sorted(log_dir.glob("*.jsonl")):
         out[f.stem] = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def wait_reporters_gone(log_dir: Path, timeout_s: float = 60.0) -> dict[str, list[dict[str, Any]]]:
+    """Wait until every process that reported a point has exited; return the points then.
+
+    A SIGKILLed driver's trial actors run on until Ray notices the job is dead and kills them
+    (about a second): a point one reports meanwhile is the old run's, not the resume's. The
+    fault clusters run on this machine, so the reporting pids are local.
+    """
+    pids = {int(p["pid"]) for ps in reported_points(log_dir).values() for p in ps}
+    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout_s,
+             f"the killed run's trial processes {sorted(pids)} to exit")
+    return reported_points(log_dir)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from faultkit import (
     reported_points,
     sweep_env,
     wait_for,
+    wait_reporters_gone,
     write_config,
 )
 
@@ -96,7 +98,10 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
 
     before = wait_for(crash_point, 300, "a pruned trial and another one running", run=run)
     run.kill()
-    n_before = {t: len(ps) for t, ps in reported_points(logs).items()}
+    # its trials report on until Ray kills the dead driver's actors: count their points after
+    killed_at = time.monotonic()
+    n_before = {t: len(ps) for t, ps in wait_reporters_gone(logs).items()}
+    orphan_s = time.monotonic() - killed_at
     pruned_before = sorted(t for t, s in before.items() if s == "pruned")
     _, trials_before = mlflow_sweep(mlflow_server, name)
     runs_before = {t.trial_id: t.run_id for t in trials_before}
@@ -152,8 +157,10 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
         # whatever was reported after the resume reached MLflow
         for p in after:
             assert p["epoch"] in by_id[tid].history, (tid, p["epoch"])
-    lost = sum(1 for tid, ps in points.items() for p in ps if p["epoch"] not in by_id[tid].history)
+    lost = [(tid, p["epoch"]) for tid, ps in points.items() for p in ps
+            if p["epoch"] not in by_id[tid].history]
     from_ckpt = sorted(t for t in resumed if points[t][n_before[t]]["resumed_from"] > 0)
     print(f"pruned before crash: {pruned_before}; resumed: {sorted(resumed)}, of which from a "
           f"checkpoint: {from_ckpt}; "
-          f"trials: {len(trials)}; points reported but not in MLflow: {lost}")
+          f"trials: {len(trials)}; points reported but not in MLflow: {lost}; the killed "
+          f"driver's trials exited {orphan_s:.1f} s after it")
