@@ -234,10 +234,11 @@ class SweepCallback(Callback):
         )
         rec.status = "pruned" if pruned else "completed"
         rec.stop_reason = reason if pruned else None
-        self._call("end_trial", "end_trial", tid, rec.status, self._summary(rec))
         if pruned and reason is None:
             rec.stop_reason = self.scheduler
             self._call("set_tags", "set_tags", tid, {"sweepcast.stop_reason": self.scheduler})
+        # last: the end is what the tracker's write-ahead copy and state file are written on
+        self._call("end_trial", "end_trial", tid, rec.status, self._summary(rec))
         detail = f"epoch {rec.epochs}/{self.ledger.max_epochs}  {self._best(rec)}"
         if pruned:
             detail += f"  (stop: {rec.stop_reason})"
