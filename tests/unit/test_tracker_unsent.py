@@ -87,18 +87,24 @@ def test_sigkilled_tracker_loses_no_point_of_an_ended_trial(tmp_path: Path) -> N
     t2.close()
 
 
-def test_copy_is_written_when_a_trial_ends_and_emptied_once_sent(tmp_path: Path) -> None:
+def _ended_during_outage(tmp_path: Path, steps: int, status: str) -> tuple[FakeClient, MlflowTracker]:
+    """A trial that reports ``steps`` points and ends while the server is down."""
     c = FakeClient()
     t = make(c, tmp_path)
     t.start_sweep("s", {})
     t.start_trial("x", {})
     assert t.flush(5)
-    copy = tmp_path / "spill" / UNSENT_FILE
-    assert not copy.exists()  # nothing ended yet
+    assert not (tmp_path / "spill" / UNSENT_FILE).exists()  # nothing ended yet
     c.down = True
-    for step in range(1, 6):
+    for step in range(1, steps + 1):
         t.log_metrics("x", step, {"loss": float(step)})
-    t.end_trial("x", "completed")
+    t.end_trial("x", status)
+    return c, t
+
+
+def test_copy_is_written_when_a_trial_ends_and_emptied_once_sent(tmp_path: Path) -> None:
+    c, t = _ended_during_outage(tmp_path, 5, "completed")
+    copy = tmp_path / "spill" / UNSENT_FILE
     ops = [json.loads(line) for line in copy.read_text().splitlines()]
     assert [op["step"] for op in ops if op["op"] == "metrics"] == [1, 2, 3, 4, 5]
     assert ops[-1]["op"] == "end"
@@ -110,15 +116,7 @@ def test_copy_is_written_when_a_trial_ends_and_emptied_once_sent(tmp_path: Path)
 
 
 def test_close_moves_everything_to_the_spill_file_and_empties_the_copy(tmp_path: Path) -> None:
-    c = FakeClient()
-    t = make(c, tmp_path)
-    t.start_sweep("s", {})
-    t.start_trial("x", {})
-    assert t.flush(5)
-    c.down = True
-    for step in range(1, 4):
-        t.log_metrics("x", step, {"loss": float(step)})
-    t.end_trial("x", "pruned")
+    _, t = _ended_during_outage(tmp_path, 3, "pruned")
     t.close(timeout=0.3)
     assert (tmp_path / "spill" / UNSENT_FILE).read_bytes() == b""
     assert SpillQueue(tmp_path / "spill" / "tracking_spill.jsonl").pending >= 4
