@@ -158,3 +158,21 @@ def test_replayed_artifact_already_uploaded_is_not_an_error(tmp_path, caplog) ->
     run = next(v for v in c.runs.values() if v["tags"].get("sweepcast.trial_id") == "x")
     assert len(run["artifacts"]) == 1
     t2.close()
+
+
+def test_flush_waits_for_the_ops_an_earlier_tracker_left_and_then_for_new_ones(tmp_path) -> None:
+    """A restored tracker sends the earlier tracker's ops first; ``flush`` returns only once
+    the ops queued before it are sent, the ones left in the spill file included (it once
+    counted only its own, and returned while the new point was still queued behind them)."""
+    c, t = _ended_during_outage(tmp_path, 200, "completed")
+    t.close(timeout=0.3)
+    c.down = False
+    t2 = make(c, tmp_path)
+    t2.restore(t.state())
+    t2.start_sweep("s", {})
+    t2.start_trial("y", {})
+    t2.log_metrics("y", 1, {"loss": 0.5})
+    assert t2.flush(10)
+    assert c.points("y", "loss") == [(1, 0.5)]
+    assert len(c.points("x", "loss")) == 200
+    t2.close()
