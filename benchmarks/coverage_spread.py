@@ -8,8 +8,8 @@ their ``n``); this resamples the **tasks** with replacement (``--draws`` times, 
 prints the 5th-95th percentile of the pooled coverage, i.e. the spread one would expect from a
 different draw of tasks, not from more configs of the same tasks. With ``BASE.json`` it also
 prints the paired difference RUN - BASE over the same resampled tasks (the two runs must hold
-the same tasks), which says whether two networks differ beyond that spread. Per benchmark
-coverage is printed too. Standard library and numpy only.
+the same tasks), which says whether two networks differ beyond that spread. Coverage per
+benchmark, and per benchmark and cutoff, is printed too. Standard library and numpy only.
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ def task_hits(path: Path, model: str) -> dict[tuple[str, str], tuple[float, int]
         h, n = out.get(k, (0.0, 0))
         out[k] = (h + float(c["coverage90"]) * int(c["n"]), n + int(c["n"]))
     return out
+
+
+def by_cutoff(path: Path, model: str) -> dict[str, dict[float, float]]:
+    """benchmark -> cutoff -> pooled coverage over that benchmark's cells at that cutoff."""
+    acc: dict[str, dict[float, list[float]]] = {}
+    for c in json.loads(Path(path).read_text())["cells"]:
+        if c["model"] != model or c.get("coverage90") is None or not c.get("n"):
+            continue
+        h = acc.setdefault(c["benchmark"], {}).setdefault(float(c["cutoff"]), [0.0, 0])
+        h[0] += float(c["coverage90"]) * int(c["n"])
+        h[1] += int(c["n"])
+    return {b: {k: h / n for k, (h, n) in sorted(cs.items())} for b, cs in sorted(acc.items())}
 
 
 def pooled(hits: dict, tasks: list) -> float:
@@ -87,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{a.run.name} ({a.model}): coverage90 {s['coverage90']:.4f} over {s['tasks']} tasks; "
           f"5-95% over resampled tasks [{lo:.3f}, {hi:.3f}]")
     print("  by benchmark: " + ", ".join(f"{b} {v:.3f}" for b, v in s["by_benchmark"].items()))
+    for b, cs in by_cutoff(a.run, a.model).items():
+        print(f"  {b} by cutoff: " + ", ".join(f"{k:g} {v:.3f}" for k, v in cs.items()))
     if base is not None:
         m = s["minus_base"]
         print(f"  minus {a.base.name}: {m['mean']:+.4f}, 5-95% [{m['interval'][0]:+.4f}, "

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.coverage_spread import main, spread, task_hits
+from benchmarks.coverage_spread import by_cutoff, main, spread, task_hits
 
 
 def _run(path, covs: dict[tuple[str, str], list[tuple[float, int]]], model: str = "pfn"):
@@ -30,6 +30,9 @@ def test_pools_cells_by_n_and_resampling_stays_within_the_tasks_range(tmp_path):
     lo, hi = s["interval"]
     assert 0.625 <= lo < s["coverage90"] < hi <= 0.9  # within the extreme tasks' coverages
     assert spread(hits, None, 500, 0) == s  # seeded
+    cuts = by_cutoff(f, "pfn")  # cells are numbered 0.1, 0.2, ... within each task
+    assert cuts["b"] == pytest.approx({0.1: (10 + 18) / 30, 0.2: 0.5})
+    assert cuts["c"] == pytest.approx({0.1: 0.8})
 
 
 def test_paired_difference_is_zero_for_a_run_against_itself_and_signed_otherwise(tmp_path):
