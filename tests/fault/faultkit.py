@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from cluster.local import _pid_alive  # a zombie counts as gone
+
 FAULT_DIR = Path(__file__).resolve().parent
 REPO = FAULT_DIR.parents[1]
 TRAINABLE = "sc_fault_trainables:train"
@@ -148,15 +150,6 @@ def reported_points(log_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def wait_reporters_gone(log_dir: Path, timeout_s: float = 60.0) -> dict[str, list[dict[str, Any]]]:
     """Wait until every process that reported a point has exited; return the points then.
 
@@ -165,7 +158,7 @@ def wait_reporters_gone(log_dir: Path, timeout_s: float = 60.0) -> dict[str, lis
     fault clusters run on this machine, so the reporting pids are local.
     """
     pids = {int(p["pid"]) for ps in reported_points(log_dir).values() for p in ps}
-    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout_s,
+    wait_for(lambda: not any(_pid_alive(pid) for pid in pids), timeout_s,
              f"the killed run's trial processes {sorted(pids)} to exit")
     return reported_points(log_dir)
 
