@@ -17,36 +17,43 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def task_hits(path: Path, model: str) -> dict[tuple[str, str], tuple[float, int]]:
-    """(benchmark, task) -> (covered count, n) over the task's cells for ``model``."""
+def load_cells(path: Path, model: str) -> list[dict]:
+    """``model``'s cells of a ``benchmarks/forecast.py`` JSON that have a coverage and an ``n``."""
     cells = [c for c in json.loads(Path(path).read_text())["cells"] if c["model"] == model]
     if not cells:
         raise SystemExit(f"{path}: no cells of model {model!r}")
-    out: dict[tuple[str, str], tuple[float, int]] = {}
+    return [c for c in cells if c.get("coverage90") is not None and c.get("n")]
+
+
+def _sums(cells: list[dict], key: Callable[[dict], Any]) -> dict[Any, tuple[float, int]]:
+    """key -> (covered count, n) over the cells with that key."""
+    out: dict[Any, tuple[float, int]] = {}
     for c in cells:
-        if c.get("coverage90") is None or not c.get("n"):
-            continue
-        k = (c["benchmark"], c["task"])
+        k = key(c)
         h, n = out.get(k, (0.0, 0))
         out[k] = (h + float(c["coverage90"]) * int(c["n"]), n + int(c["n"]))
     return out
 
 
-def by_cutoff(path: Path, model: str) -> dict[str, dict[float, float]]:
+def task_hits(cells: list[dict]) -> dict[tuple[str, str], tuple[float, int]]:
+    """(benchmark, task) -> (covered count, n) over the task's cells."""
+    return _sums(cells, lambda c: (c["benchmark"], c["task"]))
+
+
+def by_cutoff(cells: list[dict]) -> dict[str, dict[float, float]]:
     """benchmark -> cutoff -> pooled coverage over that benchmark's cells at that cutoff."""
-    acc: dict[str, dict[float, list[float]]] = {}
-    for c in json.loads(Path(path).read_text())["cells"]:
-        if c["model"] != model or c.get("coverage90") is None or not c.get("n"):
-            continue
-        h = acc.setdefault(c["benchmark"], {}).setdefault(float(c["cutoff"]), [0.0, 0])
-        h[0] += float(c["coverage90"]) * int(c["n"])
-        h[1] += int(c["n"])
-    return {b: {k: h / n for k, (h, n) in sorted(cs.items())} for b, cs in sorted(acc.items())}
+    out: dict[str, dict[float, float]] = {}
+    for (b, cut), (h, n) in sorted(_sums(cells, lambda c: (c["benchmark"],
+                                                          float(c["cutoff"]))).items()):
+        out.setdefault(b, {})[cut] = h / n
+    return out
 
 
 def pooled(hits: dict, tasks: list) -> float:
@@ -92,14 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.draws < 1:
         ap.error(f"--draws must be >= 1, got {a.draws}")
-    run = task_hits(a.run, a.model)
-    base = task_hits(a.base, a.model) if a.base else None
+    cells = load_cells(a.run, a.model)
+    run = task_hits(cells)
+    base = task_hits(load_cells(a.base, a.model)) if a.base else None
     s = spread(run, base, a.draws, a.seed)
     lo, hi = s["interval"]
     print(f"{a.run.name} ({a.model}): coverage90 {s['coverage90']:.4f} over {s['tasks']} tasks; "
           f"5-95% over resampled tasks [{lo:.3f}, {hi:.3f}]")
     print("  by benchmark: " + ", ".join(f"{b} {v:.3f}" for b, v in s["by_benchmark"].items()))
-    for b, cs in by_cutoff(a.run, a.model).items():
+    for b, cs in by_cutoff(cells).items():
         print(f"  {b} by cutoff: " + ", ".join(f"{k:g} {v:.3f}" for k, v in cs.items()))
     if base is not None:
         m = s["minus_base"]
