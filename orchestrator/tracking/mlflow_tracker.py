@@ -250,9 +250,10 @@ class MlflowTracker(Tracker):
         # leaves nothing behind
         self.state_path = Path(state_path) if state_path else None
         self._unsent_path = self.spill_dir / UNSENT_FILE
-        adopted = adopt_unsent(self._unsent_path, self.spill_dir / "tracking_spill.jsonl")
+        spill_path = self.spill_dir / "tracking_spill.jsonl"
+        adopted = adopt_unsent(self._unsent_path, spill_path)
         self._queue = SpillQueue(
-            self.spill_dir / "tracking_spill.jsonl",
+            spill_path,
             max_weight=max_buffer_points,
             on_spill=self._warn_spill,
         )
