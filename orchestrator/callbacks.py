@@ -237,7 +237,7 @@ class SweepCallback(Callback):
         if pruned and reason is None:
             rec.stop_reason = self.scheduler
             self._call("set_tags", "set_tags", tid, {"sweepcast.stop_reason": self.scheduler})
-        # last: the end is what the tracker's write-ahead copy and state file are written on
+        # last: the tracker records the end in its state file, after the tag
         self._call("end_trial", "end_trial", tid, rec.status, self._summary(rec))
         detail = f"epoch {rec.epochs}/{self.ledger.max_epochs}  {self._best(rec)}"
         if pruned:
