@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from orchestrator.tracking.base import mask_uri
+from orchestrator.tune_snapshot import TUNE_STATE_FILES, restore_snapshot, snapshot_callback
 
 log = logging.getLogger("sweepcast.resume")
 
@@ -243,10 +244,6 @@ def reconcile_snapshot(exp_dir: Path, tracker_state: dict[str, Any]) -> dict[str
     return changed
 
 
-# Tune's files that Tuner.restore reads (the newest of each pattern), and how each is encoded:
-# the trial table is JSON, the search algorithm's states are pickles (Ray's `_atomic_save`).
-TUNE_STATE_FILES = (("experiment_state-*.json", "json"), ("basic-variant-state-*.json", "pickle"),
-                    ("search_gen_state-*.json", "pickle"), ("searcher-state-*.pkl", "pickle"))
 
 
 def state_file_error(path: Path, kind: str) -> str | None:
@@ -333,10 +330,30 @@ def repair_tune_state(exp_dir: Path, roots: list[Path], name: str | None = None)
     return notes
 
 
+def searcher_live_ids(search_alg: Any) -> set[str] | None:
+    """The trial ids a restored search algorithm counts as running (its concurrency slots):
+    Ray 2.60's variant generator keeps them itself, a ``ConcurrencyLimiter`` around a searcher
+    keeps them in the limiter. None if this search algorithm keeps no such set."""
+    for obj, attr in ((search_alg, "_live_trials"),  # BasicVariantGenerator
+                      (search_alg, "live_trials"),  # ConcurrencyLimiter
+                      (getattr(search_alg, "searcher", None), "live_trials")):  # its generator
+        live = getattr(obj, attr, None)
+        if isinstance(live, set):
+            return live
+    return None
+
+
 def _release_callback(search_alg: Any, ended: dict[str, Any]) -> Any:
-    """A Tune callback for the first step of a resumed sweep: tells the searcher that the
-    trials :func:`reconcile_snapshot` ended are complete, so they no longer hold a slot of its
-    concurrency limit (its state was saved while they were live)."""
+    """A Tune callback for the first step of a resumed sweep: frees the searcher's concurrency
+    slots held by trials that are not running in the restored trial table.
+
+    Those are the trials :func:`reconcile_snapshot` ended (the searcher's state was saved while
+    they were live), trials the table has as ended when the searcher state is older than it,
+    and trials the table never had when the searcher state is newer (a snapshot whose files
+    were not all written or uploaded: ``orchestrator.tune_snapshot`` puts one snapshot back
+    when it can). A slot never freed is a slot the sweep never uses again; with
+    ``max_concurrent: 1`` the sweep would wait forever.
+    """
     from ray.tune import Callback
 
     class ReleaseSearcherSlots(Callback):
@@ -352,15 +369,64 @@ def _release_callback(search_alg: Any, ended: dict[str, Any]) -> Any:
             if self._done or self._search_alg is None:
                 return
             self._done = True
-            for tid, (status, last) in self._ended.items():
+            table = {t.trial_id: t for t in trials}
+            running = {tid for tid, t in table.items()
+                       if tid not in self._ended and t.status not in ("TERMINATED", "ERROR")}
+            live = searcher_live_ids(self._search_alg)
+            stale = set(self._ended) | ((live or set()) - running)
+            for tid in sorted(stale):
+                if tid in self._ended:
+                    status, last = self._ended[tid]
+                    result, error = (last if status == "completed" else None), status == "failed"
+                elif tid in table:
+                    t = table[tid]
+                    result, error = (t.last_result or None), t.status == "ERROR"
+                else:
+                    result, error = None, True
+                    log.warning("trial %s held a slot of the searcher but is not in Tune's "
+                                "restored trial table: slot released", tid)
                 try:
-                    self._search_alg.on_trial_complete(
-                        tid, result=last if status == "completed" else None,
-                        error=status == "failed")
+                    self._search_alg.on_trial_complete(tid, result=result, error=error)
                 except Exception:
                     log.warning("could not release %s in the searcher", tid, exc_info=True)
+                if live is not None:
+                    live.discard(tid)  # the slot goes even if the searcher refused the result
 
     return ReleaseSearcherSlots()
+
+
+def _close_lost_callback(tracker: Any, lost: list[str]) -> Any:
+    """A Tune callback that, as the resumed sweep ends, closes the runs of ``lost`` trials that
+    Tune did not run again: trials that started after Tune's last snapshot (the tracker opened
+    their run; Tune's snapshot has no record of them, so nothing can resume them). A grid
+    searcher issues such a trial again under the same id, and its run continues instead."""
+    from ray.tune import Callback
+
+    from orchestrator.tracking.base import TAG_STOP_REASON
+
+    class CloseLostTrials(Callback):
+        def __init__(self, tracker: Any, lost: list[str]) -> None:
+            self._tracker, self._lost = tracker, list(lost)
+
+        def __getstate__(self) -> dict[str, Any]:  # holds the live tracker: never pickled
+            return {"_tracker": None, "_lost": []}
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            ran = {t.trial_id for t in trials}
+            for tid in self._lost:
+                if tid in ran or self._tracker.trial_status(tid) != "running":
+                    continue
+                try:
+                    self._tracker.set_tags(tid, {TAG_STOP_REASON: LOST_REASON})
+                    self._tracker.end_trial(tid, "failed")
+                except Exception:
+                    log.warning("could not close the run of lost trial %s", tid, exc_info=True)
+
+    return CloseLostTrials(tracker, lost)
+
+
+LOST_REASON = ("lost: started after Tune's last snapshot, so Tune had no record of it to "
+               "resume; the searcher did not issue it again")
 
 
 def _own_files() -> tuple[str, ...]:
@@ -629,12 +695,15 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
         tracker, out = attach_views(cfg, tracker, out)
     ledger = Ledger(cfg.metric, cfg.mode, cfg.max_epochs)
     remote = None if mirror is None else mirror.remote
+    mixed = restore_snapshot(exp_dir)
     repaired = repair_tune_state(exp_dir, ray_temp_roots(_live_session_root()),
                                  None if remote is None else Path(remote.path).name)
     ended = reconcile_snapshot(exp_dir, tracker_state)
     if mirror is not None:  # Tune restores from the store: the reconciled snapshot goes there
         mirror.push(strict=True)
     mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs)
+    lost = sorted(t for t, i in (tracker_state.get("trials") or {}).items()
+                  if i.get("status") == "running" and i.get("run_id") and t not in ledger.trials)
     trainable = tune.with_resources(
         load_trainable(cfg), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     )
@@ -649,13 +718,16 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
             keys.add(cb.sweep_key)  # the folder may have moved: the scheduler holds the old key
             callbacks[i] = SweepCallback(key, ledger, time_attr=cb.time_attr, out=out)
     callbacks.insert(0, _unstage_callback(_own_files()))
-    if ended:
-        try:
-            search_alg = tuner._local_tuner._tune_config.search_alg  # Ray 2.60's TunerInternal
-        except AttributeError:  # pragma: no cover - a different Ray
-            search_alg = None
-        if search_alg is not None:
-            callbacks.append(_release_callback(search_alg, ended))
+    if not any(type(cb).__name__ == "SnapshotCopy" for cb in callbacks):
+        callbacks.append(snapshot_callback())  # a sweep started before sweepcast kept the copy
+    if lost:
+        callbacks.append(_close_lost_callback(tracker, lost))
+    try:
+        search_alg = tuner._local_tuner._tune_config.search_alg  # Ray 2.60's TunerInternal
+    except AttributeError:  # pragma: no cover - a different Ray
+        search_alg = None
+    if search_alg is not None:
+        callbacks.append(_release_callback(search_alg, ended))
     for k in keys:
         register_tracker(k, tracker)
     resumes = _bump_resumes(exp_dir)
@@ -672,7 +744,7 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     _say(out, f"before the interruption: {counts['completed']} completed, {counts['pruned']} "
               f"pruned, {counts['failed']} failed; {counts['running']} to resume from their "
               "checkpoints")
-    for note in repaired:
+    for note in ([mixed] if mixed else []) + repaired:
         _say(out, f"note: {note}")
     for tid, (st, _) in sorted(ended.items()):
         _say(out, f"note: {tid} ended ({st}) after Tune's last snapshot; kept as {st}")
@@ -682,6 +754,10 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     for tid in reclosed:
         _say(out, f"note: {tid}: its end had not reached MLflow before the interruption; "
                   "recorded now")
+    for tid in lost:
+        _say(out, f"note: {tid} started after Tune's last snapshot: Tune has no record of it "
+                  "and cannot resume it; its run continues if the searcher issues it again "
+                  "(a grid does), else it is closed as failed when the sweep ends")
     for tid in mismatched:  # only if the snapshot could not be reconciled
         _say(out, f"warning: {tid} ended before the interruption but Tune resumes it")
     return fit_and_finish(tuner, cfg, tracker, ledger, exp_dir, out, keys=keys,

@@ -406,6 +406,7 @@ def _run(
     )
     exp_dir.parent.mkdir(parents=True, exist_ok=True)
     from orchestrator.resume import prepare_resumable  # H6: config + snapshot period for resume
+    from orchestrator.tune_snapshot import snapshot_callback
 
     prepare_resumable(exp_dir, cfg)
     tuner = tune.Tuner(
@@ -436,6 +437,7 @@ def _run(
             callbacks=[
                 SweepCallback(key, ledger, out=out, scheduler=cfg.pruning.scheduler),
                 scoring_cb,
+                snapshot_callback(),  # Tune's snapshot as one file, for `sweepcast resume`
                 *extra_callbacks,
             ],
             verbose=0,

@@ -28,6 +28,7 @@ from faultkit import (
 )
 
 from cluster.local import ClusterState
+from orchestrator.tune_snapshot import COPY_FILE
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.integration]
 
@@ -110,10 +111,14 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
     # experiment folder (not atomic), which once left this file truncated and the resume dead in
     # Tuner.restore. Made certain here: the newest searcher state is cut in half, and the resume
     # must put back Ray's staging copy (orchestrator.resume.repair_tune_state).
+    # sweepcast's one-file copy of the snapshot would put it back first
+    # (test_fault_mixed_snapshot); without it (a copy cut short too, or a sweep from before
+    # the copy existed) the staging copy is what is left.
     states = sorted(exp.glob("basic-variant-state-*.json"))
     assert states, sorted(p.name for p in exp.iterdir())
     whole = states[-1].read_bytes()
     states[-1].write_bytes(whole[: len(whole) // 2])
+    (exp / COPY_FILE).unlink()
 
     lock = exp / "sweepcast_driver.lock"
     assert json.loads(lock.read_text())["pid"] == run.proc.pid  # the dead driver's, left behind
