@@ -93,6 +93,27 @@ def sweep_env(cluster: Any, mlflow_uri: str) -> dict[str, str]:
     return env
 
 
+def local_driver_env(mlflow_uri: str, points: Path, **extra: str) -> dict[str, str]:
+    """Environment for a driver that starts its own local Ray (no cluster), reporting points
+    under ``points``; ``extra`` variables are added."""
+    env = {**os.environ, **extra, "MLFLOW_TRACKING_URI": mlflow_uri, "SC_FAULT_LOG": str(points),
+           "PYTHONPATH": os.pathsep.join([str(FAULT_DIR), str(REPO),
+                                          os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("SWEEPCAST_STORAGE_PATH", None)
+    return env
+
+
+def grid(values: list[float], sleep: float = 0.5) -> dict[str, Any]:
+    """A grid search over the fault trainable's ``x`` (no injected failure)."""
+    return {"algorithm": "grid", "seed": 0, "space": {
+        "x": {"type": "grid", "values": list(values)},
+        "sleep": {"type": "choice", "values": [sleep]},
+        "fail_above": {"type": "choice", "values": [-1.0]},
+    }}
+
+
 @dataclass
 class SweepRun:
     """A ``sweepcast`` driver subprocess (``run`` or ``resume``) with its output in a file."""

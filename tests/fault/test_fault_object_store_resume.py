@@ -17,12 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultkit import SweepRun, mlflow_sweep, reported_points, wait_for, write_config
+from faultkit import (
+    SweepRun,
+    grid,
+    local_driver_env,
+    mlflow_sweep,
+    reported_points,
+    wait_for,
+    write_config,
+)
 from servers import FAKE_AWS_ENV, MotoS3
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.integration]
 
-FAULT_DIR = Path(__file__).resolve().parent
 BUCKET = "sweeps"
 
 
@@ -48,24 +55,12 @@ def _tracker_state(s3: MotoS3, key: str) -> dict:
 def test_kill_then_resume_from_the_bucket_without_duplicates(s3: MotoS3, tmp_path: Path) -> None:
     name = "s3-resume"
     root = s3.uri(BUCKET, "team")
-    cfg = write_config(
-        tmp_path / "sweep.yaml", name, tmp_path / "unused", max_epochs=4, max_concurrent=1,
-        search={"algorithm": "grid", "seed": 0, "space": {
-            "x": {"type": "grid", "values": [0.7, 0.2, 0.5]},
-            "sleep": {"type": "choice", "values": [0.4]},
-            "fail_above": {"type": "choice", "values": [-1.0]},
-        }},
-        storage_path=root,
-    )
+    cfg = write_config(tmp_path / "sweep.yaml", name, tmp_path / "unused", max_epochs=4,
+                       max_concurrent=1, search=grid([0.7, 0.2, 0.5], sleep=0.4),
+                       storage_path=root)
     cache, points = tmp_path / "cache", tmp_path / "points"
-    env = {**os.environ, **FAKE_AWS_ENV,
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "SWEEPCAST_CACHE_DIR": str(cache), "SC_FAULT_LOG": str(points),
-           "PYTHONPATH": os.pathsep.join([str(FAULT_DIR), str(FAULT_DIR.parents[1]),
-                                          os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-    env.pop("RAY_ADDRESS", None)
-    env.pop("SWEEPCAST_STORAGE_PATH", None)
+    env = local_driver_env(f"sqlite:///{tmp_path / 'mlflow.db'}", points,
+                           **FAKE_AWS_ENV, SWEEPCAST_CACHE_DIR=str(cache))
     run = SweepRun.start(["run", str(cfg)], env, tmp_path, tmp_path / "run.out")
     state_key = f"team/{name}/sweepcast_tracker.json"
 
