@@ -8,7 +8,9 @@ operations is preserved and memory stays bounded however long the outage lasts.
 
 Replaying is idempotent on the MLflow side (metric points carry their client-side timestamp
 and MLflow de-duplicates identical points), so a spill file that survives a crash can be
-replayed whole by a later tracker (``SpillQueue(path)`` picks it up).
+replayed whole by a later tracker (``SpillQueue(path)`` picks it up). :meth:`SpillQueue.unsent`
+lists what is queued in memory or taken and not yet acknowledged, for a write-ahead copy
+(:func:`write_ops`) that a later tracker replays after a crash (:func:`adopt_unsent`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,54 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def write_ops(path: Path, ops: list[dict[str, Any]], tail: bytes = b"", sync: bool = True) -> None:
+    """Write ``ops`` (then the raw JSONL ``tail``) to ``path`` atomically (temp file + rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:
+        f.writelines(json.dumps(op, separators=(",", ":")).encode() + b"\n" for op in ops)
+        f.write(tail)
+        f.flush()
+        if sync:
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_ops(path: Path) -> list[dict[str, Any]]:
+    """The ops of a JSONL file (none if it is missing); a line cut by a crash is skipped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    ops = []
+    for line in raw.splitlines():
+        try:
+            op = json.loads(line) if line.strip() else None
+        except ValueError:  # a partial last line
+            continue
+        if isinstance(op, dict):
+            ops.append(op)
+    return ops
+
+
+def adopt_unsent(unsent_path: Path, spill_path: Path) -> int:
+    """Move the ops of a write-ahead copy left by a crashed tracker to the head of the spill
+    file (each marked ``"replayed": true``), ahead of what the spill file holds; return how
+    many. The copy is older than anything still in the spill file's unread part, so the order
+    of operations is kept; ops that were sent already are sent again, which is harmless (see
+    the module docstring)."""
+    ops = read_ops(unsent_path)
+    if not ops:
+        return 0
+    try:
+        tail = spill_path.read_bytes()
+    except FileNotFoundError:
+        tail = b""
+    write_ops(spill_path, [{**op, "replayed": True} for op in ops], tail)
+    unsent_path.write_bytes(b"")
+    return len(ops)
 
 
 def op_weight(op: dict[str, Any]) -> int:
@@ -57,6 +107,7 @@ class SpillQueue:
         self._spilled_ops = 0  # ops in the file not yet taken
         self.spilled_total = 0  # ops ever written to the spill file
         self._spilling = False
+        self._taken: list[dict[str, Any]] = []  # taken by the consumer, not acknowledged
         if self.spill_path.exists() and self.spill_path.stat().st_size > 0:
             with open(self.spill_path, "rb") as f:
                 self._spilled_ops = sum(1 for line in f if line.strip())
@@ -97,11 +148,14 @@ class SpillQueue:
                 self._mem_weight -= w
                 total += w
                 out.append(op)
+            self._taken.extend(out)
             return out
 
     def requeue_front(self, ops: list[dict[str, Any]]) -> None:
         """Put ops back at the head, in order (used when a sender gives up before sending)."""
         with self._cond:
+            back = {id(op) for op in ops}
+            self._taken = [op for op in self._taken if id(op) not in back]
             for op in reversed(ops):
                 w = op_weight(op)
                 self._mem.appendleft((op, w))
@@ -121,15 +175,9 @@ class SpillQueue:
                 with open(self.spill_path, "rb") as f:
                     f.seek(self._spill_offset)
                     rest = f.read()
-            tmp = self.spill_path.with_suffix(self.spill_path.suffix + ".tmp")
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.writelines(json.dumps(op, separators=(",", ":")).encode() + b"\n" for op in ops)
-                f.write(rest)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.spill_path)
+            write_ops(self.spill_path, ops, rest)
             n = len(ops) + self._spilled_ops
+            self._taken.clear()
             self._mem.clear()
             self._mem_weight = 0
             self._spill_offset = 0
@@ -138,6 +186,12 @@ class SpillQueue:
             return n
 
     # ---- state --------------------------------------------------------------------------
+    def unsent(self) -> list[dict[str, Any]]:
+        """The ops taken and not yet acknowledged, then those queued in memory, in order (the
+        spill file's unread part, on disk already, is not included)."""
+        with self._cond:
+            return list(self._taken) + [op for op, _ in self._mem]
+
     @property
     def pending(self) -> int:
         """Ops queued (memory + spill file), not counting ones a sender holds."""
@@ -193,8 +247,10 @@ class SpillQueue:
             self._spilling = False
 
     def ack(self) -> None:
-        """The consumer has sent everything it took: drop the spill file's consumed part."""
+        """The consumer has sent (or given up on) everything it took: forget those ops, and
+        drop the spill file's consumed part."""
         with self._cond:
+            self._taken.clear()
             if self._spilled_ops == 0 and not self._spilling and self._spill_offset > 0:
                 with open(self.spill_path, "wb"):
                     pass

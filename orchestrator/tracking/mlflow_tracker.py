@@ -22,6 +22,14 @@ warning says where) and a tracker restored from :meth:`state` replays it. Replay
 metric points carry their client-side timestamp and MLflow de-duplicates identical points;
 run creation looks for an existing run of the trial first.
 
+A killed driver (SIGKILL, a lost head node) loses what is only in memory. Whenever a trial ends,
+before the state file records the end, everything not yet confirmed sent (in memory or held by
+the sender) is copied to ``tracking_unsent.jsonl`` beside the spill file; the copy is emptied
+once the sender has sent past it. A tracker started on the same folder puts a copy it finds
+ahead of the spill file and replays it, so the points of trials that ended before a crash (a
+resume does not run them again) reach MLflow. Points of trials still running are reported again
+from their checkpoints.
+
 Only the sweep's start talks to MLflow synchronously (:meth:`check_reachable`, experiment and
 parent run), so a sweep with an unreachable server fails before anything starts.
 """
@@ -42,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.tracking.base import Tracker, mask_uri
-from orchestrator.tracking.buffer import SpillQueue, op_weight
+from orchestrator.tracking.buffer import SpillQueue, adopt_unsent, op_weight, write_ops
 
 log = logging.getLogger("sweepcast.tracking")
 
@@ -55,6 +63,7 @@ MAX_ENTITIES_PER_BATCH = 1000
 
 _MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 _SWEEP_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+UNSENT_FILE = "tracking_unsent.jsonl"
 PARENT_KEY = ""  # the operations' key for the parent run
 
 
@@ -240,8 +249,11 @@ class MlflowTracker(Tracker):
         # created on first use (staged artifact, spill, state): a sweep that cannot start
         # leaves nothing behind
         self.state_path = Path(state_path) if state_path else None
+        self._unsent_path = self.spill_dir / UNSENT_FILE
+        spill_path = self.spill_dir / "tracking_spill.jsonl"
+        adopted = adopt_unsent(self._unsent_path, spill_path)
         self._queue = SpillQueue(
-            self.spill_dir / "tracking_spill.jsonl",
+            spill_path,
             max_weight=max_buffer_points,
             on_spill=self._warn_spill,
         )
@@ -252,7 +264,9 @@ class MlflowTracker(Tracker):
         self._maybe_created: set[str] = set()
         self._search_before_create = False
         self._progress = threading.Condition()
-        self._enqueued = 0
+        # ops left by an earlier tracker are sent first: flush() waits for them too
+        self._enqueued = self._queue.pending
+        self._unsent_upto = 0  # ops queued when the write-ahead copy was written
         self._done = 0
         self._flush_waiters = 0
         self._stop = threading.Event()
@@ -271,8 +285,9 @@ class MlflowTracker(Tracker):
         if self._queue.pending:
             self._search_before_create = True
             log.warning(
-                "replaying %d tracking operations left in %s by an earlier run",
+                "replaying %d tracking operations left in %s by an earlier run%s",
                 self._queue.pending, self._queue.spill_path,
+                f" ({adopted} of them not confirmed sent when it stopped)" if adopted else "",
             )
 
     # ---- synchronous start -------------------------------------------------------------
@@ -401,7 +416,36 @@ class MlflowTracker(Tracker):
     def _record_end_trial(self, trial_id, status) -> None:
         self._put({"op": "end", "key": trial_id, "status": _MLFLOW_STATUS[status],
                    "ts": self._now_ms()})
+        self._write_unsent()
         self._save_state()
+
+    def _write_unsent(self) -> None:
+        """Copy what is not confirmed sent to the write-ahead file (see the module docstring).
+
+        No fsync: it guards against the driver's death, not the machine's; the page cache
+        survives a killed process."""
+        with self._progress:
+            ops = self._queue.unsent()
+            if not ops and not self._unsent_upto:
+                return
+            try:
+                write_ops(self._unsent_path, ops, sync=False)
+            except OSError as e:
+                log.warning("could not write %s (%s): a driver killed now would lose the "
+                            "points not yet sent", self._unsent_path, e)
+                return
+            self._unsent_upto = self._enqueued if ops else 0
+
+    def _forget_unsent(self) -> None:
+        """The sender has sent everything it took: empty the write-ahead file once that covers
+        every op queued when it was written (ops are sent in the order they were queued)."""
+        with self._progress:
+            if self._unsent_upto and self._done >= self._unsent_upto:
+                try:
+                    self._unsent_path.write_bytes(b"")
+                except OSError:
+                    return
+                self._unsent_upto = 0
 
     def _record_end_sweep(self, status) -> None:
         self._put({"op": "end", "key": PARENT_KEY, "status": _SWEEP_STATUS[status],
@@ -438,6 +482,15 @@ class MlflowTracker(Tracker):
         self._queue.wake()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._thread is None or not self._thread.is_alive():
+            # whatever is left (in memory too) goes to the spill file, which then holds all
+            # that was not sent: the write-ahead copy is superseded
+            if self._queue.pending:
+                self._queue.persist()
+            with self._progress:
+                if self._unsent_upto:
+                    self._unsent_path.write_bytes(b"")
+                    self._unsent_upto = 0
         left = self._queue.pending
         if left:
             log.warning(
@@ -536,6 +589,8 @@ class MlflowTracker(Tracker):
                     if not inflight:  # all taken ops sent: the spill file may forget them
                         self._queue.ack()
                     self._complete(unit)
+                    if not inflight:
+                        self._forget_unsent()
                 backoff = 0.2
             except _Transient as t:
                 unit = inflight[0]
@@ -543,6 +598,9 @@ class MlflowTracker(Tracker):
                     unit.attempts_answered += 1
                     if unit.attempts_answered > self.max_answered_retries:
                         self._drop(inflight.pop(0), t.cause)
+                        if not inflight:
+                            self._queue.ack()
+                            self._forget_unsent()
                         continue
                 self.stats["retries"] += 1
                 if self._outage_since is None:
@@ -634,6 +692,8 @@ class MlflowTracker(Tracker):
             if path.exists():
                 c.log_artifact(run_id, str(path), op.get("artifact_path"))
                 shutil.rmtree(path.parent, ignore_errors=True)
+            elif op.get("replayed"):  # from a write-ahead copy: uploaded before the crash
+                log.debug("staged artifact %s was uploaded already", path)
             else:
                 log.error("staged artifact %s is gone; not uploaded", path)
         else:  # pragma: no cover - plan_units only makes the kinds above

@@ -2,7 +2,8 @@
 
 Checks: one parent run (reused), every trial exactly one run with a terminal status, trials
 pruned before the crash stay pruned and are not run again, unfinished trials continue from
-their checkpoints, and every trial's MLflow history covers what it reported after the resume;
+their checkpoints, every trial's MLflow history covers what it reported after the resume, and a
+trial that had ended before the crash lost no point in MLflow (the tracker's write-ahead copy);
 the dead driver's lock is taken over and a second ``resume`` while the first runs is refused; a
 searcher state truncated by the kill is put back from Ray's staging copy.
 """
@@ -104,6 +105,9 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
     n_before = {t: len(ps) for t, ps in wait_reporters_gone(logs).items()}
     orphan_s = time.monotonic() - killed_at
     pruned_before = sorted(t for t, s in before.items() if s == "pruned")
+    # trials the killed driver's tracker had recorded as ended (more may have ended since `before`)
+    ended_before = sorted(t for t, i in _tracker_state(exp).get("trials", {}).items()
+                          if i.get("status") in ("completed", "pruned", "failed"))
     _, trials_before = mlflow_sweep(mlflow_server, name)
     runs_before = {t.trial_id: t.run_id for t in trials_before}
     snap = _snapshot_epochs(exp)
@@ -164,8 +168,12 @@ def test_driver_sigkill_then_resume_completes_without_duplicates(
             assert p["epoch"] in by_id[tid].history, (tid, p["epoch"])
     lost = [(tid, p["epoch"]) for tid, ps in points.items() for p in ps
             if p["epoch"] not in by_id[tid].history]
+    # A trial that had ended is not run again: its points that were still queued in the killed
+    # driver reach MLflow from the tracker's write-ahead copy (tracking_unsent.jsonl).
+    assert not [(tid, e) for tid, e in lost if tid in ended_before], (lost, ended_before)
     from_ckpt = sorted(t for t in resumed if points[t][n_before[t]]["resumed_from"] > 0)
-    print(f"pruned before crash: {pruned_before}; resumed: {sorted(resumed)}, of which from a "
+    print(f"pruned before crash: {pruned_before}; ended before crash: {ended_before}; "
+          f"resumed: {sorted(resumed)}, of which from a "
           f"checkpoint: {from_ckpt}; "
           f"trials: {len(trials)}; points reported but not in MLflow: {lost}; the killed "
           f"driver's trials exited {orphan_s:.1f} s after it")
