@@ -244,8 +244,6 @@ def reconcile_snapshot(exp_dir: Path, tracker_state: dict[str, Any]) -> dict[str
     return changed
 
 
-
-
 def state_file_error(path: Path, kind: str) -> str | None:
     """Why Tune could not read ``path`` (a truncated or empty file), or None if it is whole.
 
