@@ -53,7 +53,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestrator.tracking.base import mask_uri
+from orchestrator.tracking.base import mask_uri, metric_key
 from orchestrator.tune_snapshot import TUNE_STATE_FILES, restore_snapshot, snapshot_callback
 
 log = logging.getLogger("sweepcast.resume")
@@ -472,8 +472,9 @@ def _unstage_callback(names: tuple[str, ...]) -> Any:
 
 
 def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
-                 max_epochs: int) -> list[str]:
-    """Fill ``ledger`` with the trials Tune recorded; return ids of the window mismatches."""
+                 max_epochs: int, lasts: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Fill ``ledger`` with the trials Tune recorded (and ``lasts`` with each one's last result
+    in Tune's snapshot); return ids of the window mismatches."""
     from ray.tune import ExperimentAnalysis
 
     from orchestrator.callbacks import _error_text
@@ -496,6 +497,8 @@ def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
             rec.last = stats.get("last")
             rec.best = stats.get("max" if ledger.mode == "max" else "min")
         last = trial.last_result or {}
+        if lasts is not None and last:
+            lasts[tid] = dict(last)
         epoch = last.get("epoch", last.get("training_iteration"))
         if isinstance(epoch, (int, float)):
             rec.epochs = int(epoch)
@@ -555,6 +558,45 @@ def _reclose_lost_ends(inner: Any, tracker_state: dict[str, Any], cfg: Any,
         inner.end_trial(tid, status, summary)
         fixed.append(tid)
     return fixed
+
+
+def _backfill_last_points(inner: Any, tracker: Any, lasts: dict[str, dict[str, Any]],
+                          metric: str, time_attr: str) -> list[tuple[str, int]]:
+    """Record each trial's last result in Tune's snapshot whose point never reached MLflow;
+    returns ``(trial id, step)`` of those recorded.
+
+    A trial resumed from the checkpoint of epoch k does not report epoch k again, and the killed
+    driver may not have sent it yet (a trial that had ended is covered by the tracker's
+    write-ahead copy; one still running is not). Tune keeps that result in its snapshot: it is
+    sent now, with its original time, if the run's history of ``metric`` has no point at that
+    step. One history read per trial, with the tracker's MLflow client.
+    """
+    from orchestrator.callbacks import user_metrics
+
+    client = getattr(inner, "_client", None)
+    if client is None:
+        return []
+    done = []
+    for tid, last in sorted(lasts.items()):
+        run_id = inner.trial_run_id(tid)
+        step = last.get(time_attr, last.get("training_iteration"))
+        metrics = user_metrics(last, time_attr)
+        if not run_id or isinstance(step, bool) or not isinstance(step, (int, float)) \
+                or metric not in metrics:
+            continue
+        try:
+            history = client.get_metric_history(run_id, metric_key(metric))
+            if any(m.step == int(step) for m in history):
+                continue
+        except Exception:
+            log.warning("could not read the history of run %s of trial %s", run_id, tid,
+                        exc_info=True)
+            continue
+        ts = last.get("timestamp")
+        tracker.log_metrics(tid, int(step), metrics,
+                            timestamp_ms=int(ts * 1000) if isinstance(ts, (int, float)) else None)
+        done.append((tid, int(step)))
+    return done
 
 
 def _record_runless(tracker: Any, runless: dict[str, Any], cfg: Any, ledger: Any) -> list[str]:
@@ -699,7 +741,8 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     ended = reconcile_snapshot(exp_dir, tracker_state)
     if mirror is not None:  # Tune restores from the store: the reconciled snapshot goes there
         mirror.push(strict=True)
-    mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs)
+    lasts: dict[str, dict[str, Any]] = {}
+    mismatched = _seed_ledger(ledger, exp_dir, tracker_state, cfg.max_epochs, lasts)
     lost = sorted(t for t, i in (tracker_state.get("trials") or {}).items()
                   if i.get("status") == "running" and i.get("run_id") and t not in ledger.trials)
     trainable = tune.with_resources(
@@ -711,9 +754,11 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
                                resume_errored=False, restart_errored=False)
     callbacks = _callbacks_of(tuner)
     keys = {key}
+    time_attr = "epoch"
     for i, cb in enumerate(list(callbacks)):
         if isinstance(cb, SweepCallback):
             keys.add(cb.sweep_key)  # the folder may have moved: the scheduler holds the old key
+            time_attr = cb.time_attr
             callbacks[i] = SweepCallback(key, ledger, time_attr=cb.time_attr, out=out)
     callbacks.insert(0, _unstage_callback(_own_files()))
     if not any(type(cb).__name__ == "SnapshotCopy" for cb in callbacks):
@@ -735,6 +780,7 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
               "sweepcast.resumes": str(resumes)},
     )
     reclosed = _reclose_lost_ends(inner, tracker_state, cfg, ledger)
+    backfilled = _backfill_last_points(inner, tracker, lasts, cfg.metric, time_attr)
     recorded = _record_runless(tracker, runless, cfg, ledger)
     counts = ledger.counts()
     _say(out, f"resuming sweep {cfg.name} from {location(exp_dir, remote)} on {where}")
@@ -752,6 +798,9 @@ def _resume(cfg: Any, tracker: Any, tracker_state: dict[str, Any], exp_dir: Path
     for tid in reclosed:
         _say(out, f"note: {tid}: its end had not reached MLflow before the interruption; "
                   "recorded now")
+    for tid, step in backfilled:
+        _say(out, f"note: {tid}: its point at step {step} had not reached MLflow before the "
+                  "interruption; recorded now from Tune's snapshot")
     for tid in lost:
         _say(out, f"note: {tid} started after Tune's last snapshot: Tune has no record of it "
                   "and cannot resume it; its run continues if the searcher issues it again "
