@@ -473,8 +473,8 @@ def _unstage_callback(names: tuple[str, ...]) -> Any:
 
 def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
                  max_epochs: int, lasts: dict[str, dict[str, Any]] | None = None) -> list[str]:
-    """Fill ``ledger`` with the trials Tune recorded (and ``lasts`` with each one's last result
-    in Tune's snapshot); return ids of the window mismatches."""
+    """Fill ``ledger`` with the trials Tune recorded (and ``lasts`` with the last result in
+    Tune's snapshot of each one Tune resumes); return ids of the window mismatches."""
     from ray.tune import ExperimentAnalysis
 
     from orchestrator.callbacks import _error_text
@@ -497,8 +497,6 @@ def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
             rec.last = stats.get("last")
             rec.best = stats.get("max" if ledger.mode == "max" else "min")
         last = trial.last_result or {}
-        if lasts is not None and last:
-            lasts[tid] = dict(last)
         epoch = last.get("epoch", last.get("training_iteration"))
         if isinstance(epoch, (int, float)):
             rec.epochs = int(epoch)
@@ -508,6 +506,8 @@ def _seed_ledger(ledger: Any, exp_dir: Path, tracker_state: dict[str, Any],
             rec.epochs = tracked_step  # the tracker saw epochs after Tune's snapshot
         tracked = statuses.get(tid)
         tune_done = trial.status in ("TERMINATED", "ERROR")
+        if lasts is not None and last and not tune_done:
+            lasts[tid] = dict(last)
         if tune_done:
             if trial.status == "ERROR":
                 rec.status = "failed"
@@ -569,7 +569,8 @@ def _backfill_last_points(inner: Any, tracker: Any, lasts: dict[str, dict[str, A
     driver may not have sent it yet (a trial that had ended is covered by the tracker's
     write-ahead copy; one still running is not). Tune keeps that result in its snapshot: it is
     sent now, with its original time, if the run's history of ``metric`` has no point at that
-    step. One history read per trial, with the tracker's MLflow client.
+    step. One history read per trial in ``lasts`` (the ones Tune resumes), with the tracker's
+    MLflow client.
     """
     from orchestrator.callbacks import user_metrics
 
