@@ -8,6 +8,13 @@ layers run by ``nn.TransformerEncoder`` with a per-head boolean mask, one padded
 trainer ran until the eighth session), ``plain-attention`` (``PFN._encode``, one padded batch) and
 ``plain-attention+groups`` (``--length-groups`` parts). The set-ups take turns, ``--rounds``
 times, and the best round of each counts, so they share the machine's load alike.
+
+``--queries 8,16,32`` adds, per embedding size, the trainer's set-up (plain attention, groups)
+at each number of query steps per curve, with the time to draw and compact a batch (the trainer
+does it inline unless ``--workers``): more queries are more training signal per sampled and
+encoded curve, so the figure to compare is query points per second, against the first value.
+
+    python benchmarks/train_speed.py --emsize 64 --queries 8,16,32 --json OUT
 """
 
 from __future__ import annotations
@@ -47,6 +54,35 @@ def time_setup(net, opt, batches, k):
     return (time.perf_counter() - t) / k
 
 
+def queries_table(net, opt, prior, a, queries: list[int], emsize: int) -> list[dict]:
+    """Step and batch-drawing time of the trainer's set-up at each number of queries (the
+    values take turns, ``a.rounds`` times; the best round of each counts)."""
+    batches = {q: [make_batch(prior, 0, s, a.batch, q, groups=a.groups) for s in range(6)]
+               for q in queries}
+    step = {q: float("inf") for q in queries}
+    draw = {q: float("inf") for q in queries}
+    for _ in range(a.rounds):
+        for q in queries:
+            t = time.perf_counter()
+            make_batch(prior, 0, 100, a.batch, q, groups=a.groups)
+            draw[q] = min(draw[q], time.perf_counter() - t)
+            time_setup(net, opt, batches[q], 2)  # warm-up
+            step[q] = min(step[q], time_setup(net, opt, batches[q], a.steps))
+    rows = []
+    base = None
+    for q in queries:
+        per_s = a.batch * q / (step[q] + draw[q])
+        base = base or per_s
+        row = {"emsize": emsize, "queries": q, "s_per_step": round(step[q], 4),
+               "s_draw_batch": round(draw[q], 4),
+               "curves_per_s": round(a.batch / (step[q] + draw[q]), 1),
+               "query_points_per_s": round(per_s, 1),
+               f"query_points_vs_queries{queries[0]}": round(per_s / base, 3)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -55,13 +91,19 @@ def main(argv=None) -> None:
     ap.add_argument("--groups", type=int, default=8)
     ap.add_argument("--steps", type=int, default=12, help="steps per set-up and round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--queries", default="8",
+                    help="query steps per curve; several (comma-separated): the queries table")
     ap.add_argument("--json", type=Path, required=True)
     a = ap.parse_args(argv)
+    queries = [int(v) for v in a.queries.split(",")]
+    if any(q < 1 for q in queries):
+        ap.error(f"--queries must be positive integers, got {a.queries!r}")
     torch.set_num_threads(a.threads)
     prior = get_prior("sweepcast-v3")
     whole = [[make_batch(prior, 0, s, a.batch, 8)] for s in range(6)]
     grouped = [make_batch(prior, 0, s, a.batch, 8, groups=a.groups) for s in range(6)]
-    rows = []
+    rows: list[dict] = []
+    qrows: list[dict] = []
     for e in [int(v) for v in a.emsize.split(",")]:
         torch.manual_seed(0)
         net = PFN(PFNConfig(emsize=e, layers=3, nhead=4, prior="sweepcast-v3"),
@@ -83,7 +125,9 @@ def main(argv=None) -> None:
                    "speedup_vs_torch_encoder": round(base / s, 3)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = {"rows": rows, "args": {k: str(v) for k, v in vars(a).items()},
+        if len(queries) > 1:
+            qrows += queries_table(net, opt, prior, a, queries, e)
+    out = {"rows": rows, "queries": qrows, "args": {k: str(v) for k, v in vars(a).items()},
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]}}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(out, indent=1))

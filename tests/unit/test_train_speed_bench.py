@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks.train_speed import main, torch_encoder
@@ -38,3 +39,23 @@ def test_writes_one_row_per_setup_with_speedups_against_the_baseline(tmp_path):
         assert abs(r["curves_per_s"] * r["s_per_step"] / 16 - 1) < 0.01
         speedup = rows[0]["curves_per_s"] and r["curves_per_s"] / rows[0]["curves_per_s"]
         assert abs(r["speedup_vs_torch_encoder"] / speedup - 1) < 0.01
+
+
+def test_queries_table_one_row_per_count_against_the_first(tmp_path):
+    out = tmp_path / "speed.json"
+    main(["--threads", "1", "--batch", "16", "--emsize", "16", "--groups", "2", "--steps", "1", "--rounds", "1",
+          "--queries", "2,4", "--json", str(out)])
+    rows = json.loads(out.read_text())["queries"]
+    assert [r["queries"] for r in rows] == [2, 4]
+    assert rows[0]["query_points_vs_queries2"] == 1.0
+    for r in rows:
+        total = r["s_per_step"] + r["s_draw_batch"]
+        assert total > 0
+        assert abs(r["query_points_per_s"] * total / (16 * r["queries"]) - 1) < 0.02
+    ratio = rows[1]["query_points_per_s"] / rows[0]["query_points_per_s"]
+    assert abs(rows[1]["query_points_vs_queries2"] / ratio - 1) < 0.01
+
+
+def test_queries_must_be_positive(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--queries", "8,0", "--json", str(tmp_path / "x.json")])
