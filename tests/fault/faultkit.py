@@ -80,15 +80,22 @@ def points_dir(cluster: Any, experiment: str) -> Path:
     return Path(cluster.run_dir) / "points" / experiment
 
 
-def sweep_env(cluster: Any, mlflow_uri: str) -> dict[str, str]:
-    """Environment for a driver on ``cluster`` (a ``ClusterState``)."""
+def _driver_env(mlflow_uri: str) -> dict[str, str]:
+    """What every fault test's driver needs: this environment without ``RAY_ADDRESS``, the
+    MLflow URI, the fault trainables importable, one thread per trial, no Tune file loggers."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    env.update(cluster.client_env())
     env["MLFLOW_TRACKING_URI"] = mlflow_uri
     env["PYTHONPATH"] = os.pathsep.join([str(FAULT_DIR), str(REPO), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    return env
+
+
+def sweep_env(cluster: Any, mlflow_uri: str) -> dict[str, str]:
+    """Environment for a driver on ``cluster`` (a ``ClusterState``)."""
+    env = _driver_env(mlflow_uri)
+    env.update(cluster.client_env())
     env["RAY_DEDUP_LOGS"] = "0"
     return env
 
@@ -96,11 +103,9 @@ def sweep_env(cluster: Any, mlflow_uri: str) -> dict[str, str]:
 def local_driver_env(mlflow_uri: str, points: Path, **extra: str) -> dict[str, str]:
     """Environment for a driver that starts its own local Ray (no cluster), reporting points
     under ``points``; ``extra`` variables are added."""
-    env = {**os.environ, **extra, "MLFLOW_TRACKING_URI": mlflow_uri, "SC_FAULT_LOG": str(points),
-           "PYTHONPATH": os.pathsep.join([str(FAULT_DIR), str(REPO),
-                                          os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-    env.pop("RAY_ADDRESS", None)
+    env = _driver_env(mlflow_uri)
+    env.update(extra)
+    env["SC_FAULT_LOG"] = str(points)
     env.pop("SWEEPCAST_STORAGE_PATH", None)
     return env
 

@@ -12,11 +12,9 @@ finish every trial, each in its one MLflow run.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -34,7 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.resume import LOST_REASON
 from orchestrator.tracking.base import TAG_STOP_REASON
-from orchestrator.tune_snapshot import COPY_FILE
+from orchestrator.tune_snapshot import COPY_FILE, read_copy
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.integration]
 
@@ -50,12 +48,8 @@ def _table(data: bytes) -> dict[str, str]:
 
 def _copy_file(exp: Path, prefix: str) -> tuple[str, bytes] | None:
     """(name, bytes) of the file starting with ``prefix`` in the experiment's snapshot copy."""
-    try:
-        with zipfile.ZipFile(io.BytesIO((exp / COPY_FILE).read_bytes())) as zf:
-            name = next(n for n in zf.namelist() if n.startswith(prefix))
-            return name, zf.read(name)
-    except (OSError, zipfile.BadZipFile, StopIteration):
-        return None
+    files = read_copy(exp / COPY_FILE) or {}
+    return next(((n, d) for n, d in files.items() if n.startswith(prefix)), None)
 
 
 @pytest.mark.parametrize("copy", [True, False], ids=["with-copy", "copy-lost"])
