@@ -92,7 +92,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=12, help="steps per set-up and round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--queries", default="8",
-                    help="query steps per curve; several (comma-separated): the queries table")
+                    help="query steps per curve (the first for the set-ups); several "
+                         "(comma-separated): the queries table")
     ap.add_argument("--json", type=Path, required=True)
     a = ap.parse_args(argv)
     queries = [int(v) for v in a.queries.split(",")]
@@ -100,8 +101,8 @@ def main(argv=None) -> None:
         ap.error(f"--queries must be positive integers, got {a.queries!r}")
     torch.set_num_threads(a.threads)
     prior = get_prior("sweepcast-v3")
-    whole = [[make_batch(prior, 0, s, a.batch, 8)] for s in range(6)]
-    grouped = [make_batch(prior, 0, s, a.batch, 8, groups=a.groups) for s in range(6)]
+    whole = [[make_batch(prior, 0, s, a.batch, queries[0])] for s in range(6)]
+    grouped = [make_batch(prior, 0, s, a.batch, queries[0], groups=a.groups) for s in range(6)]
     rows: list[dict] = []
     qrows: list[dict] = []
     for e in [int(v) for v in a.emsize.split(",")]:
