@@ -572,7 +572,7 @@ def _backfill_last_points(inner: Any, tracker: Any, lasts: dict[str, dict[str, A
     step. One history read per trial in ``lasts`` (the ones Tune resumes), with the tracker's
     MLflow client.
     """
-    from orchestrator.callbacks import user_metrics
+    from orchestrator.callbacks import _scalar, user_metrics
 
     client = getattr(inner, "_client", None)
     if client is None:
@@ -582,8 +582,7 @@ def _backfill_last_points(inner: Any, tracker: Any, lasts: dict[str, dict[str, A
         run_id = inner.trial_run_id(tid)
         step = last.get(time_attr, last.get("training_iteration"))
         metrics = user_metrics(last, time_attr)
-        if not run_id or isinstance(step, bool) or not isinstance(step, (int, float)) \
-                or metric not in metrics:
+        if not run_id or not _scalar(step) or metric not in metrics:
             continue
         try:
             history = client.get_metric_history(run_id, metric_key(metric))
@@ -595,7 +594,7 @@ def _backfill_last_points(inner: Any, tracker: Any, lasts: dict[str, dict[str, A
             continue
         ts = last.get("timestamp")
         tracker.log_metrics(tid, int(step), metrics,
-                            timestamp_ms=int(ts * 1000) if isinstance(ts, (int, float)) else None)
+                            timestamp_ms=int(ts * 1000) if _scalar(ts) else None)
         done.append((tid, int(step)))
     return done
 
