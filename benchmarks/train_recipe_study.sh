@@ -10,6 +10,9 @@
 # and loglik / 90% coverage at 200 configs with its spread over resampled tasks
 # (benchmarks/coverage_spread.py), all runs side by side on the CPU cores. SCORE_ONLY=1 scores the
 # networks already in OUT_DIR (OUT_DIR/NAME/pfn.pt) without training.
+# STUDY picks the set of recipes: "width" (default; the eighth session's four widths at 8 query steps
+# per curve) or "queries" (the twelfth session's: 16 or 32 query steps per curve, --steps again set to
+# about 2 hours of the 2-core VM at the speeds of benchmarks/train_speed.py --queries 8,16,32).
 set -euo pipefail
 out=${1:?usage: train_recipe_study.sh OUT_DIR [MAX_MINUTES]}
 mm=${2:-8}
@@ -22,10 +25,21 @@ run() {  # name, then train.py options
 }
 mkdir -p "$out"
 if [ -z "${SCORE_ONLY:-}" ]; then
+case "${STUDY:-width}" in
+width)
 run e128_b400_lr1e-3 --emsize 128 --layers 3 --batch 400 --lr 1e-3 --warmup 300 --steps 13000
 run e128_b400_lr2e-3 --emsize 128 --layers 3 --batch 400 --lr 2e-3 --warmup 300 --steps 13000
 run e96_b400_lr1e-3  --emsize 96  --layers 3 --batch 400 --lr 1e-3 --warmup 300 --steps 19000
 run e64_b400_lr1.5e-3 --emsize 64 --layers 3 --batch 400 --lr 1.5e-3 --warmup 300 --steps 28000
+;;
+queries)  # s per step, 2 threads, batch 400: e64 0.149 / 0.191 / 0.295 (8 / 16 / 32 queries), e48 0.132 / 0.168
+run e64_q16_lr1.5e-3 --emsize 64 --layers 3 --batch 400 --lr 1.5e-3 --warmup 300 --queries 16 --steps 22000
+run e64_q16_lr2.5e-3 --emsize 64 --layers 3 --batch 400 --lr 2.5e-3 --warmup 300 --queries 16 --steps 22000
+run e64_q32_lr1.5e-3 --emsize 64 --layers 3 --batch 400 --lr 1.5e-3 --warmup 300 --queries 32 --steps 14000
+run e48_q16_lr2e-3   --emsize 48 --layers 3 --batch 400 --lr 2e-3   --warmup 300 --queries 16 --steps 25000
+;;
+*) echo "unknown STUDY=$STUDY (width or queries)" >&2; exit 2 ;;
+esac
 wait
 tail -n 2 "$out"/*/log.jsonl
 fi

@@ -76,7 +76,7 @@ class CurvePruning(_Pruning):
     """
 
     scheduler: Literal["curve"]
-    threshold: float = Field(0.005, gt=0, lt=1, description="stop when P(beat incumbent) < this")
+    threshold: float = Field(0.01, gt=0, lt=1, description="stop when P(beat incumbent) < this")
     grace_epochs: int = Field(1, ge=1, description="epochs before the first decision")
     decision_interval: int = Field(1, ge=1, description="epochs between decisions")
     model: Literal["pfn", "parametric", "last-value", "pfn-schedule"] = "pfn"

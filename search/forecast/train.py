@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
 
     def command_line() -> str:
         return (f"python -m search.forecast.train --prior {a.prior} --emsize {a.emsize} --layers {a.layers} "
-                f"--steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --seed {a.seed} --out {a.out}")
+                f"--nhead {a.nhead} --buckets {a.buckets} --steps {a.steps} --batch {a.batch} --lr {a.lr} --warmup {a.warmup} --queries {a.queries} --seed {a.seed} "
+                f"--out {a.out}")
 
     command = command_line()
     segments.append({"from_step": step, "prior": a.prior, "command": command, "device": str(dev),
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         el = elapsed0 + time.time() - t0
         model.config.info = {
             "steps": step, "batch": a.batch, "curves_seen": step * a.batch, "lr": a.lr,
-            "seed": a.seed, "prior": a.prior, "train_seconds": round(el, 1),
+            "seed": a.seed, "prior": a.prior, "queries": a.queries, "train_seconds": round(el, 1),
             "threads": a.threads, "bf16": use_bf16, "params": n_params,
             "command": command, "segments": segments,
         }

@@ -584,7 +584,7 @@ def test_pruning_variants_parse():
     c = SweepConfig.model_validate({**base, "pruning": {"scheduler": "curve"}})
     assert isinstance(c.pruning, CurvePruning)
     # the defaults are the policy measured best in BENCHMARKS.md (issue 4)
-    assert (c.pruning.threshold, c.pruning.grace_epochs, c.pruning.model) == (0.005, 1, "pfn")
+    assert (c.pruning.threshold, c.pruning.grace_epochs, c.pruning.model) == (0.01, 1, "pfn")
     assert (c.pruning.rank_gate, c.pruning.veto_threshold, c.pruning.max_forecast_age,
             c.pruning.pause_ahead) == ("median_or", 0.1, 2, True)
 

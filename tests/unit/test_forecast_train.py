@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -101,6 +102,20 @@ def test_budget_sets_the_step_count_and_records_it(tmp_path):
     info = json.loads((out / "pfn.json").read_text())["info"]
     assert 250 < info["steps"] < 100000  # the measured speed, not the given count, ended the run
     assert f"--steps {info['steps']} " in info["command"] == info["segments"][-1]["command"]
+
+
+def test_the_recorded_command_reproduces_the_run(tmp_path):
+    """Every option that changes the weights (--queries, --nhead and --buckets too) is in the command."""
+    a = tmp_path / "a"
+    train_main(TINY + ["--steps", "3", "--queries", "3", "--out", str(a)])
+    info = json.loads((a / "pfn.json").read_text())["info"]
+    assert info["queries"] == 3 and " --queries 3 " in info["command"] and " --nhead 2 --buckets 20 " in info["command"]
+    argv = shlex.split(info["command"])[3:]  # drop "python -m search.forecast.train"
+    argv[argv.index("--out") + 1] = str(tmp_path / "b")
+    train_main(argv + ["--ckpt-every", "2", "--bf16", "off", "--val-curves", "50"])  # options that change no weight
+    sa, sb = (torch.load(d / "pfn.pt", weights_only=True) for d in (a, tmp_path / "b"))
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
 def test_budget_and_workers_reject_bad_values(tmp_path):
