@@ -2,8 +2,11 @@
 
 Usage::
 
-    python -m search.forecast.train --prior sweepcast --emsize 128 --layers 3 \
-        --steps 12000 --batch 100 --lr 1e-3 --seed 0 --out train_runs/pfn
+    python -m search.forecast.train --prior sweepcast-v3 --emsize 64 --layers 3 --steps 22000 \
+        --batch 400 --lr 2.5e-3 --warmup 300 --queries 16 --seed 0 --threads 2 --bf16 off \
+        --length-groups 8 --out train_runs/pfn
+
+(the shipped weights' recipe, about 2 hours of a 2-core CPU; ``search/forecast/MODEL.md``)
 
 Every step draws a fresh batch from the prior with ``numpy.random.default_rng([seed, step])``, so
 a run is reproducible and a resumed run sees exactly the batches it would have seen. Each curve has
