@@ -11,8 +11,9 @@
 # (benchmarks/coverage_spread.py), all runs side by side on the CPU cores. SCORE_ONLY=1 scores the
 # networks already in OUT_DIR (OUT_DIR/NAME/pfn.pt) without training.
 # STUDY picks the set of recipes: "width" (default; the eighth session's four widths at 8 query steps
-# per curve) or "queries" (the twelfth session's: 16 or 32 query steps per curve, --steps again set to
-# about 2 hours of the 2-core VM at the speeds of benchmarks/train_speed.py --queries 8,16,32).
+# per curve), "queries" (the twelfth session's: 16 or 32 query steps per curve, --steps again set to
+# about 2 hours of the 2-core VM at the speeds of benchmarks/train_speed.py --queries 8,16,32) or
+# "queries-lr" (its second call: higher learning rates).
 set -euo pipefail
 out=${1:?usage: train_recipe_study.sh OUT_DIR [MAX_MINUTES]}
 mm=${2:-8}
@@ -38,7 +39,12 @@ run e64_q16_lr2.5e-3 --emsize 64 --layers 3 --batch 400 --lr 2.5e-3 --warmup 300
 run e64_q32_lr1.5e-3 --emsize 64 --layers 3 --batch 400 --lr 1.5e-3 --warmup 300 --queries 32 --steps 14000
 run e48_q16_lr2e-3   --emsize 48 --layers 3 --batch 400 --lr 2e-3   --warmup 300 --queries 16 --steps 25000
 ;;
-*) echo "unknown STUDY=$STUDY (width or queries)" >&2; exit 2 ;;
+queries-lr)  # the twelfth session's second call (3 workers each there, 5.5 minutes: two stopped early)
+run e64_q16_lr3.5e-3 --emsize 64 --layers 3 --batch 400 --lr 3.5e-3 --warmup 300 --queries 16 --steps 22000
+run e64_q32_lr3e-3   --emsize 64 --layers 3 --batch 400 --lr 3e-3   --warmup 300 --queries 32 --steps 14000
+run e48_q16_lr3.5e-3 --emsize 48 --layers 3 --batch 400 --lr 3.5e-3 --warmup 300 --queries 16 --steps 25000
+;;
+*) echo "unknown STUDY=$STUDY (width, queries or queries-lr)" >&2; exit 2 ;;
 esac
 wait
 tail -n 2 "$out"/*/log.jsonl
