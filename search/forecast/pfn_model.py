@@ -48,17 +48,32 @@ CAL_P_FLOOR = 1e-6
 _HALF_NORMAL_Q50 = 0.6744897501960817  # a bar distribution's tail scale is its bucket width / this
 
 
+def worst_end_buckets(borders: np.ndarray) -> int:
+    """How many leading buckets start below 0: the worst end, where the normaliser puts diverged,
+    collapsed and worse-than-start values (exactly 0), so their mass is a point mass's."""
+    return int(np.searchsorted(borders, 0.0, side="left"))
+
+
 def temper(probs: np.ndarray, borders: np.ndarray, temperature: float) -> np.ndarray:
-    """Bucket probabilities of the density ``f(y)^(1/T)``, renormalised (rows of ``probs``)."""
+    """Bucket probabilities of the density ``f(y)^(1/T)``, renormalised (rows of ``probs``), above
+    the worst end; the worst end's buckets keep their mass (``worst_end_buckets``): a point mass
+    spread over narrow buckets has a high density that T < 1 would inflate."""
     if temperature == 1.0:
         return probs
     lw = np.log(borders[1:] - borders[:-1])
     with np.errstate(divide="ignore"):
-        return _tempered(np.log(probs) - lw, lw, temperature)
+        return _tempered(np.log(probs) - lw, lw, temperature, worst_end_buckets(borders))
 
 
-def _tempered(log_density: np.ndarray, log_widths: np.ndarray, temperature: float) -> np.ndarray:
-    """``temper`` from the rows' log density per bucket (kept by a caller trying many T)."""
+def _tempered(log_density: np.ndarray, log_widths: np.ndarray, temperature: float,
+              atom: int = 0) -> np.ndarray:
+    """``temper`` from the rows' log density per bucket (kept by a caller trying many T); the first
+    ``atom`` buckets keep their mass."""
+    if atom:
+        mass = np.exp(log_density + log_widths)
+        kept = mass[:, :atom] / mass.sum(axis=1, keepdims=True)
+        rest = _tempered(log_density[:, atom:], log_widths[atom:], temperature)
+        return np.concatenate([kept, rest * (1.0 - kept.sum(axis=1, keepdims=True))], axis=1)
     lq = log_density / temperature + log_widths
     lq -= lq.max(axis=1, keepdims=True)
     q = np.exp(lq)
@@ -293,9 +308,10 @@ class PFNModel(CurveModel):
         lw = np.log(self._borders[1:] - self._borders[:-1])
         with np.errstate(divide="ignore"):
             ld = np.log(self._probs(norm)) - lw  # log density per bucket
+        atom = worst_end_buckets(self._borders)
         scores = []
         for t in CAL_GRID:
-            mass = (_tempered(ld, lw, float(t)) * share).sum(axis=1)
+            mass = (_tempered(ld, lw, float(t), atom) * share).sum(axis=1)
             scores.append(np.log(np.maximum(mass, CAL_P_FLOOR)).mean())
         best = float(CAL_GRID[int(np.argmax(scores))])
         return float(np.exp(np.log(best) * n / (n + CAL_PSEUDO_CURVES)))

@@ -89,6 +89,21 @@ def test_temper_is_a_density_power_and_keeps_probabilities():
     np.testing.assert_allclose(flat, np.diff(b)[None] / 1.0, atol=1e-5)
 
 
+def test_temper_keeps_the_worst_end_point_mass():
+    """Buckets starting below 0 hold the normaliser's worst end (diverged or collapsed runs, exactly
+    0): their mass is kept, and the density above it is tempered. Tempering it as a density would
+    move mass into a narrow bucket there when T < 1 (a sharpened forecast more likely to collapse)."""
+    b = np.array([-0.2, -0.0005, 0.0005, 0.3, 0.6, 1.0])  # a narrow bucket around 0
+    p = np.array([[0.05, 0.05, 0.4, 0.3, 0.2]])
+    q = pm.temper(p, b, 0.5)
+    assert pm.worst_end_buckets(b) == 2
+    np.testing.assert_allclose(q[0, :2], p[0, :2])
+    d = (p[0, 2:] / np.diff(b)[2:]) ** 2 * np.diff(b)[2:]
+    np.testing.assert_allclose(q[0, 2:], 0.9 * d / d.sum())
+    dense = (p[0] / np.diff(b)) ** 2 * np.diff(b)
+    assert dense[1] / dense.sum() > 0.5  # what density tempering would have done to the narrow bucket
+
+
 def test_bucket_cdf_matches_the_forecast_cdf(models):
     _, raw = models
     fc = raw.forecast(_saturating(5, 5, 1e-3), 100.0)
